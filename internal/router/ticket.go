@@ -1,0 +1,48 @@
+// Package router decides where a message goes: it validates downstream
+// messages against registrations and senders, hands them to the durable queue
+// (or answers them at once), and routes upstream messages and receipts to the
+// sender's app-server connections.
+package router
+
+import (
+	"context"
+
+	"github.com/ccsd/ccsd/internal/gcm"
+)
+
+// Result is the answer to one downstream message: an ACK when Code is
+// empty, otherwise a NACK with Code and Description.
+type Result struct {
+	Code        gcm.ErrorCode
+	Description string
+	Canonical   string // canonical registration id for the ACK, when the target was an alias
+}
+
+// OK reports whether the result is an ACK.
+func (r Result) OK() bool { return r.Code == "" }
+
+// Ticket is the promise of a Result. A ticket from Send is answered once the
+// message is stored (persist before ACK); Immediate tickets are already
+// answered. Tickets are values; waiting does not allocate.
+type Ticket struct {
+	res Result
+	w   waiter
+}
+
+// waiter is what a stored message's ticket waits on.
+type waiter interface {
+	wait(ctx context.Context) Result
+}
+
+// Immediate returns a ticket already answered with res.
+func Immediate(res Result) Ticket { return Ticket{res: res} }
+
+// Wait blocks until the ticket is answered or ctx ends; in the latter case
+// it answers SERVICE_UNAVAILABLE (the message may or may not be stored, and
+// the app server retries; receivers deduplicate by message id).
+func (t Ticket) Wait(ctx context.Context) Result {
+	if t.w == nil {
+		return t.res
+	}
+	return t.w.wait(ctx)
+}
