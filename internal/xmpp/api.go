@@ -192,7 +192,9 @@ func AppendAuthPlain(dst []byte, authzid, authcid, password string) []byte {
 }
 
 // AppendBindRequest appends a bind IQ (resource omitted when empty).
-func AppendBindRequest(dst []byte, id, resource string) []byte { return appendBindRequest(dst, id, resource) }
+func AppendBindRequest(dst []byte, id, resource string) []byte {
+	return appendBindRequest(dst, id, resource)
+}
 
 // AppendSessionRequest appends a legacy session IQ.
 func AppendSessionRequest(dst []byte, id string) []byte { return appendSessionRequest(dst, id) }
