@@ -29,9 +29,9 @@ type Ticket struct {
 	w   waiter
 }
 
-// waiter is what a stored message's ticket waits on.
+// waiter is what a stored message's ticket waits on (a *queue.Pending).
 type waiter interface {
-	wait(ctx context.Context) Result
+	Wait(ctx context.Context) error
 }
 
 // Immediate returns a ticket already answered with res.
@@ -44,5 +44,11 @@ func (t Ticket) Wait(ctx context.Context) Result {
 	if t.w == nil {
 		return t.res
 	}
-	return t.w.wait(ctx)
+	if err := t.w.Wait(ctx); err != nil {
+		return Result{Code: gcm.ServiceUnavailable, Description: "message could not be stored: retry with back-off"}
+	}
+	return t.res
 }
+
+// Stored reports whether the ticket waits on the store (tests, metrics).
+func (t Ticket) Stored() bool { return t.w != nil }
