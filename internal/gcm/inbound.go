@@ -258,32 +258,36 @@ func requireMessageID(id *fieldValue) error {
 // BAD_ACK), to is optional (receipt ACKs carry anything there).
 func decodeAck(p *payload, in *Inbound) error {
 	id, to := &p.f[fMessageID], &p.f[fTo]
-	e := &DecodeError{Code: BadAck}
+	var why string
 	switch {
 	case id.kind == kindString && len(id.v) > 0:
 	case id.kind == kindAbsent, id.kind == kindNull, id.kind == kindString:
-		e.Description = "Missing Required Field: message_id"
+		why = "Missing Required Field: message_id"
 	default:
-		e.Description = fmt.Sprintf("Field \"message_id\" must be a JSON java.lang.String: %s", clip(id.v))
+		why = fmt.Sprintf("Field \"message_id\" must be a JSON java.lang.String: %s", clip(id.v))
 	}
 	switch to.kind {
-	case kindString:
-		e.To = to.v
-	case kindAbsent, kindNull:
+	case kindString, kindAbsent, kindNull:
 	default:
-		if e.Description == "" {
-			e.Description = fmt.Sprintf("Field \"to\" must be a JSON java.lang.String: %s", clip(to.v))
+		if why == "" {
+			why = fmt.Sprintf("Field \"to\" must be a JSON java.lang.String: %s", clip(to.v))
 		}
 	}
-	if e.Description != "" {
+	if why != "" {
+		e := &DecodeError{Code: BadAck, Description: why}
 		if id.kind == kindString {
 			e.MessageID = id.v
+		}
+		if to.kind == kindString {
+			e.To = to.v
 		}
 		return e
 	}
 	in.Kind = InboundAck
 	in.MessageID = id.v
-	in.To = e.To
+	if to.kind == kindString {
+		in.To = to.v
+	}
 	return nil
 }
 

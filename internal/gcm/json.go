@@ -1,6 +1,7 @@
 package gcm
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -44,6 +45,9 @@ func (s *scanner) fail(why string) bool {
 
 // ws skips JSON whitespace.
 func (s *scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -81,6 +85,17 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// plainWord reports whether the 8 bytes of x are all plain. It may
+// report false for a plain word (the byte loop then decides), never true
+// for one that is not.
+func plainWord(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q := x ^ ('"' * lsb)                         // zero bytes where x has '"'
+	bs := x ^ ('\\' * lsb)                       // zero bytes where x has '\\'
+	t := (x - 0x20*lsb) | (q - lsb) | (bs - lsb) // high bit set: maybe < 0x20, '"' or '\\'
+	return (t|x)&msb == 0
+}
+
 // str scans the string whose opening quote is at s.i and leaves s.i after
 // its closing quote. When write is true it unescapes the string in place
 // (unescaping never lengthens a string) and dec is the decoded string, a
@@ -96,6 +111,9 @@ func (s *scanner) str(write bool, pfx []byte) (dec []byte, n int, ok bool) {
 	w := i // the virtual write offset; real only when write
 	for {
 		j := i
+		for j+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
 		for j < len(b) && plain[b[j]] {
 			j++
 		}
