@@ -200,7 +200,7 @@ func waitMetaLeader(ctx context.Context, srv *server.Server) error {
 }
 
 // onlinePeers is the number of JetStream meta-group members (this server included) that the
-// server currently sees online and caught up; 1 for a standalone server.
+// server currently sees online; 1 for a standalone server.
 func onlinePeers(srv *server.Server) int {
 	info, err := srv.Jsz(nil)
 	if err != nil || info.Meta == nil {
@@ -214,7 +214,7 @@ func onlinePeers(srv *server.Server) int {
 	}
 	n := 1
 	for _, p := range info.Meta.Replicas {
-		if !p.Offline && p.Current {
+		if !p.Offline {
 			n++
 		}
 	}
