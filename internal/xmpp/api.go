@@ -79,6 +79,8 @@ type Stanza struct {
 
 	scratch []byte
 	mechs   [][]byte
+	decls   []nsDecl // namespace declarations in scope while parsing
+	nsbuf   []byte   // unescaped namespace names that contained '&'
 }
 
 // Parse fills s from one Stanza frame. It returns *xmltok.Error for
