@@ -11,23 +11,23 @@ package xmltok
 type scanState uint8
 
 const (
-	stIdle      scanState = iota // at a frame boundary
-	stOpen                       // after '<'
-	stStartName                  // in the name of a start tag
-	stTagSpace                   // in a start tag, after the name or an attribute and whitespace
-	stAttrName                   // in an attribute name
-	stAttrEq                     // after an attribute name, before '='
-	stAttrQuote                  // after '=', before the opening quote
-	stAttrValue                  // inside a quoted attribute value
-	stAfterValue                 // right after the closing quote
-	stEmptyEnd                   // after '/' in a start tag
-	stEndName                    // in the name of an end tag
-	stEndSpace                   // after the name of an end tag
-	stContent                    // character data inside a stanza
-	stBang                       // after "<!", matching "[CDATA["
-	stCDATA                      // inside a CDATA section
-	stDeclName                   // after "<?", matching "xml"
-	stDecl                       // inside the XML declaration
+	stIdle       scanState = iota // at a frame boundary
+	stOpen                        // after '<'
+	stStartName                   // in the name of a start tag
+	stTagSpace                    // in a start tag, after the name or an attribute and whitespace
+	stAttrName                    // in an attribute name
+	stAttrEq                      // after an attribute name, before '='
+	stAttrQuote                   // after '=', before the opening quote
+	stAttrValue                   // inside a quoted attribute value
+	stAfterValue                  // right after the closing quote
+	stEmptyEnd                    // after '/' in a start tag
+	stEndName                     // in the name of an end tag
+	stEndSpace                    // after the name of an end tag
+	stContent                     // character data inside a stanza
+	stBang                        // after "<!", matching "[CDATA["
+	stCDATA                       // inside a CDATA section
+	stDeclName                    // after "<?", matching "xml"
+	stDecl                        // inside the XML declaration
 )
 
 type level uint8
