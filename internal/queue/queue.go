@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccsd/ccsd/internal/cluster"
+	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/metrics"
 )
 
@@ -77,6 +79,11 @@ type Queue struct {
 	devices jetstream.KeyValue
 	down    jetstream.Stream
 	up      jetstream.Stream
+
+	retireOnce sync.Once
+	retireCh   chan uint64   // owned by the retirer goroutine once started
+	retireDone chan struct{} // closed when the retirer ends
+	closeOnce  sync.Once
 }
 
 // Open creates (or updates) every stream and bucket and returns the Queue.
@@ -96,13 +103,15 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
+	q := &Queue{nc: node.NC, js: node.JS, cfg: cfg, log: cfg.Logger, met: cfg.Metrics}
 	pub, err := jetstream.New(node.NC,
 		jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow),
-		jetstream.WithPublishAsyncTimeout(30*time.Second))
+		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		jetstream.WithPublishAsyncAckHandler(q.onStored))
 	if err != nil {
 		return nil, fmt.Errorf("creating async publisher: %w", err)
 	}
-	q := &Queue{nc: node.NC, js: node.JS, pub: pub, cfg: cfg, log: cfg.Logger, met: cfg.Metrics}
+	q.pub = pub
 	kv := func(name, desc string, history uint8) (jetstream.KeyValue, error) {
 		if cfg.BindOnly {
 			if b, err := q.js.KeyValue(ctx, name); err == nil {
@@ -131,17 +140,18 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	q.down, err = q.stream(ctx, jetstream.StreamConfig{
-		Name:        StreamDown,
-		Description: "ccsd downstream messages per device: down.<android id>.n and down.<android id>.c.<collapse hash>",
-		Subjects:    []string{"down.>"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		MaxAge:      0,
-		AllowDirect: true,
-		AllowRollup: true,
-		AllowMsgTTL: true,
-		Discard:     jetstream.DiscardOld,
+		Name:              StreamDown,
+		Description:       "ccsd downstream messages per device: down.<android id>.n and down.<android id>.c.<collapse hash>",
+		Subjects:          []string{"down.>"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+		MaxAge:            (gcm.MaxTTL + 3600) * time.Second, // the longest time_to_live, plus slack; shorter ones carry Nats-TTL
+		MaxMsgsPerSubject: MaxStoredPerDevice,
+		AllowDirect:       true,
+		AllowRollup:       true,
+		AllowMsgTTL:       true,
+		Discard:           jetstream.DiscardOld,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", StreamDown, err)

@@ -1,0 +1,95 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Upstream layout: one WorkQueue stream, CCSD_UP, subject up.<sender id>,
+// holding device messages and delivery receipts until an app server ACKs
+// them. Each sender has one durable pull consumer shared by all its CCS
+// connections (on every node); a connection fetches at most its free window
+// and acks what the app server ACKed. JetStream redelivers what is not acked
+// within UpAckWait, or at once when a connection closes (Nak).
+
+// UpAckWait is how long an upstream message may stay un-ACKed on a
+// connection before JetStream offers it again (to any connection).
+const UpAckWait = 30 * time.Second
+
+func upSubject(sender string) string { return "up." + sender }
+
+// PublishUp stores one upstream message (or receipt) for sender and waits
+// until it is stored. dedupID makes a resend of the same message within two
+// minutes a no-op (the device's retry after a lost ack).
+func (q *Queue) PublishUp(ctx context.Context, sender, dedupID string, payload []byte) error {
+	m := &nats.Msg{Subject: upSubject(sender), Data: payload, Header: nats.Header{}}
+	if dedupID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, dedupID)
+	}
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("storing upstream message: %w", err)
+	}
+	return nil
+}
+
+// UpMsg is one upstream message handed to a connection.
+type UpMsg struct {
+	Payload []byte
+	msg     jetstream.Msg
+}
+
+// Ack retires the message: the app server ACKed it.
+func (m *UpMsg) Ack() error { return m.msg.Ack() }
+
+// Nak hands the message back for redelivery now.
+func (m *UpMsg) Nak() error { return m.msg.Nak() }
+
+// UpConsumer is a sender's shared upstream consumer.
+type UpConsumer struct {
+	c jetstream.Consumer
+}
+
+// UpstreamConsumer returns sender's durable upstream consumer, creating it
+// on first use.
+func (q *Queue) UpstreamConsumer(ctx context.Context, sender string) (*UpConsumer, error) {
+	name := "up-" + sender
+	c, err := q.up.Consumer(ctx, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = q.up.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       name,
+			FilterSubject: upSubject(sender),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       UpAckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: 1 << 20,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      q.cfg.Replicas,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening upstream consumer of %s: %w", sender, err)
+	}
+	return &UpConsumer{c: c}, nil
+}
+
+// Fetch returns up to n messages, waiting up to wait for the first one. It
+// returns no messages and no error when none arrived in time.
+func (u *UpConsumer) Fetch(ctx context.Context, n int, wait time.Duration) ([]*UpMsg, error) {
+	batch, err := u.c.Fetch(n, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, fmt.Errorf("fetching upstream: %w", err)
+	}
+	var out []*UpMsg
+	for m := range batch.Messages() {
+		out = append(out, &UpMsg{Payload: m.Data(), msg: m})
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return out, fmt.Errorf("fetching upstream: %w", err)
+	}
+	return out, ctx.Err()
+}
