@@ -134,6 +134,22 @@ func (q *Queue) Registration(ctx context.Context, id string) (Registration, erro
 	return decodeRegistration(e.Value())
 }
 
+// RegistrationOf returns the canonical registration of (device, app,
+// subtype, sender), or ErrNotFound.
+func (q *Queue) RegistrationOf(ctx context.Context, androidID uint64, app, subtype, sender string) (Registration, error) {
+	if !validKey(sender) {
+		return Registration{}, ErrNotFound
+	}
+	e, err := q.regidx.Get(ctx, indexKey(androidID, app, subtype, sender))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Registration{}, ErrNotFound
+	}
+	if err != nil {
+		return Registration{}, fmt.Errorf("reading registration index: %w", err)
+	}
+	return q.Registration(ctx, string(e.Value()))
+}
+
 // Unregister marks the registration id unregistered. Unregistering twice is
 // not an error.
 func (q *Queue) Unregister(ctx context.Context, id string) (Registration, error) {

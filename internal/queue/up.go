@@ -23,11 +23,14 @@ const UpAckWait = 30 * time.Second
 
 func upSubject(sender string) string { return "up." + sender }
 
-// PublishUp stores one upstream message (or receipt) for sender and waits
-// until it is stored. dedupID makes a resend of the same message within two
-// minutes a no-op (the device's retry after a lost ack).
-func (q *Queue) PublishUp(ctx context.Context, sender, dedupID string, payload []byte) error {
-	m := &nats.Msg{Subject: upSubject(sender), Data: payload, Header: nats.Header{}}
+// hdrUpID carries an upstream message's message_id.
+const hdrUpID = "Ccsd-Id"
+
+// PublishUp stores one upstream message (or receipt) with message id id for
+// sender and waits until it is stored. dedupID makes a resend of the same
+// message within two minutes a no-op (the device's retry after a lost ack).
+func (q *Queue) PublishUp(ctx context.Context, sender, id, dedupID string, payload []byte) error {
+	m := &nats.Msg{Subject: upSubject(sender), Data: payload, Header: nats.Header{hdrUpID: []string{id}}}
 	if dedupID != "" {
 		m.Header.Set(jetstream.MsgIDHeader, dedupID)
 	}
@@ -39,7 +42,8 @@ func (q *Queue) PublishUp(ctx context.Context, sender, dedupID string, payload [
 
 // UpMsg is one upstream message handed to a connection.
 type UpMsg struct {
-	Payload []byte
+	ID      string // message_id the app server must ACK
+	Payload []byte // the CCS JSON
 	msg     jetstream.Msg
 }
 
@@ -86,7 +90,7 @@ func (u *UpConsumer) Fetch(ctx context.Context, n int, wait time.Duration) ([]*U
 	}
 	var out []*UpMsg
 	for m := range batch.Messages() {
-		out = append(out, &UpMsg{Payload: m.Data(), msg: m})
+		out = append(out, &UpMsg{ID: m.Headers().Get(hdrUpID), Payload: m.Data(), msg: m})
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		return out, fmt.Errorf("fetching upstream: %w", err)

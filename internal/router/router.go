@@ -58,6 +58,8 @@ type Router struct {
 	regs     map[string]*regEntry     // guarded by mu; fed by the registration watch, filled on misses
 	senders  map[string]*queue.Sender // guarded by mu; fed by the sender watch
 	onRevoke []func(senderID string)  // guarded by mu
+
+	presence *queue.Presence // immutable after New; dispatched by Run
 }
 
 // regEntry is a cached registration with what the send path derives from it.
@@ -91,7 +93,8 @@ func New(cfg Config) (*Router, error) {
 		cfg.Metrics = metrics.New()
 	}
 	return &Router{q: cfg.Queue, cfg: cfg, log: cfg.Logger, met: cfg.Metrics,
-		regs: make(map[string]*regEntry), senders: make(map[string]*queue.Sender)}, nil
+		regs: make(map[string]*regEntry), senders: make(map[string]*queue.Sender),
+		presence: cfg.Queue.NewPresence(0)}, nil
 }
 
 // OnRevoke registers fn to be called when a sender is revoked (the CCS
@@ -107,11 +110,13 @@ func (r *Router) OnRevoke(fn func(senderID string)) {
 func (r *Router) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- r.q.WatchSenders(ctx, r.senderChanged) }()
 	go func() { errc <- r.q.WatchRegistrations(ctx, r.registrationChanged) }()
+	go func() { errc <- r.presence.Run(ctx) }()
 	err := <-errc
 	cancel()
+	<-errc
 	<-errc
 	return err
 }

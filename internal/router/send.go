@@ -42,12 +42,15 @@ func (r *Router) Send(ctx context.Context, senderID string, in *gcm.Inbound) Tic
 	if in.DryRun {
 		return Immediate(Result{})
 	}
+	rec := gcm.AppendRecord(make([]byte, 0, recordSize(in, senderID)), []byte(senderID), in, now.UnixMilli())
 	if in.TTL == 0 {
-		// time_to_live 0: deliver now or never; never stored. Live delivery
-		// to a connected device is the device side's job.
+		// time_to_live 0: delivered now if the device is connected (on any
+		// node), never stored.
+		if err := r.q.PublishLive(reg.AndroidID, rec); err != nil {
+			return Immediate(Result{Code: gcm.ServiceUnavailable, Description: "live routing unavailable: retry with back-off"})
+		}
 		return Immediate(Result{})
 	}
-	rec := gcm.AppendRecord(make([]byte, 0, recordSize(in, senderID)), []byte(senderID), in, now.UnixMilli())
 	subj := e.subj
 	if len(in.CollapseKey) > 0 {
 		subj = queue.DownSubject(reg.AndroidID, reg.ID, in.CollapseKey)
