@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -18,6 +19,9 @@ import (
 // infoFileName is the file in the data dir through which a running embedded server tells
 // local tools where it listens and which token to present.
 const infoFileName = "nats.json"
+
+// infoWait bounds how long Connect waits for a locked data dir's nats.json to appear.
+const infoWait = 10 * time.Second
 
 // connInfo is the content of DataDir/nats.json (mode 0600).
 type connInfo struct {
@@ -31,7 +35,7 @@ type connInfo struct {
 // serve holds the dir, it connects over TCP to that serve's embedded server with the token
 // from nats.json; otherwise it starts an embedded server on the dir (with no client
 // listener) for the life of the returned Node. A data dir last used by a clustered serve
-// must be reached while that serve runs.
+// must be reached while that serve runs, and the serve must have its client listener on.
 func Connect(ctx context.Context, dataDir string, log *slog.Logger) (*Node, error) {
 	cfg := Config{DataDir: dataDir, ClientListen: ClientListenOff, Logger: log}
 	n, err := Start(ctx, cfg)
@@ -39,10 +43,13 @@ func Connect(ctx context.Context, dataDir string, log *slog.Logger) (*Node, erro
 		return n, err
 	}
 	cfg = cfg.withDefaults()
-	// The serve may hold the lock but not have written nats.json yet.
+	// The serve may hold the lock but not have written nats.json yet; one with its client
+	// listener off never writes it.
+	wctx, cancel := context.WithTimeout(ctx, infoWait)
+	defer cancel()
 	var info connInfo
 	var readErr error
-	waitErr := poll(ctx, func() bool {
+	waitErr := poll(wctx, func() bool {
 		info, readErr = readConnInfo(filepath.Join(dataDir, infoFileName))
 		return !errors.Is(readErr, os.ErrNotExist)
 	}, "waiting for the running serve's "+infoFileName)
@@ -57,7 +64,7 @@ func Connect(ctx context.Context, dataDir string, log *slog.Logger) (*Node, erro
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the running serve at %s: %w", info.URL, err)
 	}
-	if err := n.attach(ctx, nc); err != nil {
+	if err := n.attach(nc); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -73,7 +73,7 @@ func startEmbedded(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to embedded nats: %w", err)
 	}
-	if err := n.attach(ctx, nc); err != nil {
+	if err := n.attach(nc); err != nil {
 		return nil, err
 	}
 	defer func() {

@@ -35,7 +35,8 @@ type Node struct {
 }
 
 // Start connects to NATS as cfg says: an embedded server on cfg.DataDir (locked for the life
-// of the Node) or, when cfg.URL is set, an external cluster over TCP. Clustered embedded
+// of the Node) or, when cfg.URL is set, an external cluster over TCP (credentials go in the
+// URL, as in nats://TOKEN@host:4222; JetStream must answer). Clustered embedded
 // servers return once the JetStream meta leader is elected; use WaitReady to wait until
 // Replicas peers are online. ctx bounds the start only.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
@@ -67,8 +68,12 @@ func startExternal(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to nats %s: %w", cfg.URL, err)
 	}
-	if err := n.attach(ctx, nc); err != nil {
+	if err := n.attach(nc); err != nil {
 		return nil, err
+	}
+	if _, err := n.JS.AccountInfo(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("checking jetstream at %s: %w", cfg.URL, err)
 	}
 	n.Replicas = cfg.Replicas
 	if n.Replicas == 0 {
@@ -79,8 +84,8 @@ func startExternal(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// attach sets NC and JS and checks that JetStream answers.
-func (n *Node) attach(ctx context.Context, nc *nats.Conn) error {
+// attach sets NC and JS.
+func (n *Node) attach(nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()

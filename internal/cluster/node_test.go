@@ -294,3 +294,44 @@ func ourGoroutines() string {
 	}
 	return strings.Join(out, "\n\n")
 }
+
+func TestStartExternal(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	serve := startNode(t, Config{DataDir: dir})
+	info, err := readConnInfo(filepath.Join(dir, infoFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withToken := strings.Replace(info.URL, "nats://", "nats://"+info.Token+"@", 1)
+
+	ext := startNode(t, Config{DataDir: t.TempDir(), URL: withToken, NodeName: "ext"})
+	if ext.srv != nil || ext.ClientURL() != "" {
+		t.Error("external Start ran an embedded server")
+	}
+	if got, want := ext.Name, "ext"; got != want {
+		t.Errorf("Name = %q, want %q", got, want)
+	}
+	if got, want := ext.Replicas, 1; got != want {
+		t.Errorf("Replicas = %d, want %d", got, want)
+	}
+	createStream(t, ctx, ext.JS, 1)
+	if _, err := serve.JS.Stream(ctx, "T"); err != nil {
+		t.Errorf("stream created through the external connection not visible to the server: %v", err)
+	}
+
+	if _, err := Start(ctx, Config{DataDir: t.TempDir(), URL: info.URL}); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("external Start without the token: err = %v, want %v", err, nats.ErrAuthorization)
+	}
+}
+
+func TestConnectServeWithoutListener(t *testing.T) {
+	dir := t.TempDir()
+	startNode(t, Config{DataDir: dir, ClientListen: ClientListenOff})
+	ctx, cancel := context.WithTimeout(testContext(t), 100*time.Millisecond)
+	defer cancel()
+	_, err := Connect(ctx, dir, testLogger(t))
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Errorf("Connect: err = %v, want ErrDataDirInUse", err)
+	}
+}
