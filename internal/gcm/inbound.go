@@ -388,7 +388,7 @@ func validateSend(p *payload, in *Inbound) string {
 		in.Data = v.v
 	case kindAbsent, kindNull:
 	default:
-		return typeError(fData, "JSON object", v)
+		return typeError(fData, "object", v)
 	}
 
 	switch v := &p.f[fNotification]; v.kind {
@@ -396,7 +396,7 @@ func validateSend(p *payload, in *Inbound) string {
 		in.Notification = v.v
 	case kindAbsent, kindNull:
 	default:
-		return typeError(fNotification, "JSON object", v)
+		return typeError(fNotification, "object", v)
 	}
 	return ""
 }
@@ -422,9 +422,6 @@ func parseTTL(num []byte) (int32, bool) {
 
 // typeError describes a field of the wrong JSON type.
 func typeError(f field, want string, v *fieldValue) string {
-	if want == "JSON object" {
-		return fmt.Sprintf("%sField %q must be a JSON object: %s", prefixType, fieldNames[f], clip(v.v))
-	}
 	return fmt.Sprintf("%sField %q must be a JSON %s: %s", prefixType, fieldNames[f], want, clip(v.v))
 }
 
