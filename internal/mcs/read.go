@@ -17,6 +17,8 @@ const (
 	maxVarintLen = 5    // bytes of a varint32 length (mcs.md §2.1)
 	smallBufSize = 64   // inline buffer used while idle: fits pings and acks
 	poolBufSize  = 4096 // pooled buffer for ordinary frames
+
+	maxFrameLimit = 1 << 30 // MaxFrameBytes is capped here
 )
 
 // bufPool holds poolBufSize read buffers shared by all Readers, so that idle
@@ -28,7 +30,9 @@ var bufPool = sync.Pool{New: func() any { return new([poolBufSize]byte) }}
 type ReaderConfig struct {
 	// MaxFrameBytes is the largest payload accepted, checked against the
 	// length prefix before the payload is buffered. Zero means
-	// DefaultMaxFrameBytes.
+	// DefaultMaxFrameBytes; values above 1 GiB mean 1 GiB. Buffers for
+	// frames over 4 KiB grow as their bytes arrive, so a length prefix
+	// alone costs no more than 4 KiB.
 	MaxFrameBytes int
 	// Tags is the set of tags accepted; any other tag is a FrameError with
 	// ReasonTagNotAllowed. Zero means DecodableTags. A device server reads
@@ -163,6 +167,7 @@ func NewReader(rd io.Reader, cfg ReaderConfig) *Reader {
 	if r.max <= 0 {
 		r.max = DefaultMaxFrameBytes
 	}
+	r.max = min(r.max, maxFrameLimit)
 	if r.tags == 0 {
 		r.tags = DecodableTags
 	}
@@ -347,21 +352,28 @@ func (r *Reader) takeReadErr() error {
 	return err
 }
 
-// makeRoom moves the unread bytes to the front of a buffer of at least need
-// bytes, taking a larger buffer when the current one is too small.
+// makeRoom moves the unread bytes to the front of the buffer and, when the
+// frame of need bytes cannot fit, takes a larger buffer: a pooled one for
+// ordinary frames, else one that doubles as bytes arrive, so a length
+// prefix alone never costs more than poolBufSize.
 func (r *Reader) makeRoom(need int) {
-	if need <= len(r.buf) {
+	if r.start > 0 {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.start, r.end = 0, n
+	}
+	if need <= len(r.buf) {
 		return
+	}
+	if r.end < len(r.buf) && len(r.buf) >= poolBufSize {
+		return // read more before growing
 	}
 	var nb []byte
 	var pooled *[poolBufSize]byte
-	if need <= poolBufSize {
+	if need <= poolBufSize || len(r.buf) < poolBufSize {
 		pooled = bufPool.Get().(*[poolBufSize]byte)
 		nb = pooled[:]
 	} else {
-		nb = make([]byte, need)
+		nb = make([]byte, min(need, max(2*len(r.buf), 2*poolBufSize)))
 	}
 	n := copy(nb, r.buf[r.start:r.end])
 	r.dropBuf()

@@ -198,7 +198,8 @@ func TestReaderBadInput(t *testing.T) {
 		{"tag 10 at a client", ReaderConfig{Tags: ServerSendTags}, cat(v, []byte{10, 0}), 0, &FrameError{Reason: ReasonTagNotAllowed, Tag: 10, Value: 10}},
 		{"6-byte varint", ReaderConfig{MaxFrameBytes: 1 << 40}, cat(v, []byte{8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}), 0, &FrameError{Reason: ReasonVarintTooLong, Tag: 8}},
 		{"5-byte varint over 32 bits", ReaderConfig{MaxFrameBytes: 1 << 40}, cat(v, []byte{8, 0x80, 0x80, 0x80, 0x80, 0x10}), 0, &FrameError{Reason: ReasonVarintOverflow, Tag: 8}},
-		{"5-byte varint at 2^32-1", ReaderConfig{MaxFrameBytes: 1 << 40}, cat(v, []byte{8, 0xff, 0xff, 0xff, 0xff, 0x0f}), 0, io.ErrUnexpectedEOF},
+		{"5-byte varint at 2^32-1", ReaderConfig{MaxFrameBytes: 1 << 40}, cat(v, []byte{8, 0xff, 0xff, 0xff, 0xff, 0x0f}), 0, &FrameError{Reason: ReasonFrameTooLarge, Tag: 8, Value: 1<<32 - 1}},
+		{"5-byte varint at 1 GiB", ReaderConfig{MaxFrameBytes: 1 << 40}, cat(v, []byte{8, 0x80, 0x80, 0x80, 0x80, 0x04}), 0, io.ErrUnexpectedEOF},
 		{"6-byte varint, default limit", ReaderConfig{}, cat(v, []byte{8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}), 0, &FrameError{Reason: ReasonVarintTooLong, Tag: 8}},
 		{"over default limit", ReaderConfig{}, cat(v, []byte{8, 0x81, 0x80, 0x04}), 0, &FrameError{Reason: ReasonFrameTooLarge, Tag: 8, Value: 65537}},
 		{"at default limit, truncated", ReaderConfig{}, cat(v, []byte{8, 0x80, 0x80, 0x04}), 0, io.ErrUnexpectedEOF},
@@ -404,5 +405,40 @@ func TestDecode(t *testing.T) {
 	got, err := Decode(Frame{Tag: TagLoginRequest, Payload: []byte{0x0a, 0x01, 'x'}})
 	if err != nil || got.(*mcspb.LoginRequest).GetId() != "x" {
 		t.Errorf("partial LoginRequest: got %v, %v", got, err)
+	}
+}
+
+// A length prefix alone does not make the Reader buffer the whole frame:
+// the buffer grows as bytes arrive, and a large frame still assembles.
+func TestReaderLargeFrameGrowth(t *testing.T) {
+	m := testData()
+	m.RawData = bytes.Repeat([]byte("0123456789"), 6000)
+	frame, err := AppendVersionedFrame(nil, TagDataMessageStanza, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(bytes.NewReader(frame[:100]), ReaderConfig{})
+	if _, err := r.Next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated: got %v, want io.ErrUnexpectedEOF", err)
+	}
+	if len(r.buf) > poolBufSize {
+		t.Errorf("a header and 100 bytes hold a %d-byte buffer, want at most %d", len(r.buf), poolBufSize)
+	}
+	for _, chunks := range [][]int{nil, {1, 2, 3, 5000, 5001, 9000}, {4095, 4096, 4097, 8192, 30000}} {
+		r := NewReader(&chunkReader{data: frame, splits: chunks}, ReaderConfig{})
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("splits %v: %v", chunks, err)
+		}
+		got, err := Decode(f)
+		if err != nil || !proto.Equal(got, m) {
+			t.Fatalf("splits %v: frame differs (%v)", chunks, err)
+		}
+		if _, err := r.Next(); err != io.EOF {
+			t.Fatalf("splits %v: got %v, want io.EOF", chunks, err)
+		}
+		if !r.Release() || r.buf != nil {
+			t.Fatalf("splits %v: Release kept the large buffer", chunks)
+		}
 	}
 }
