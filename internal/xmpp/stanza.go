@@ -145,7 +145,7 @@ func (s *Stanza) parse(tk *xmltok.Tokenizer, raw []byte) error {
 
 		case xmltok.EndElement:
 			if capt.field != 0 && capt.depth == depth {
-				s.finish(&capt, raw)
+				s.finish(&capt)
 			}
 			if depth == gcmDepth {
 				s.GCMRaw = raw[gcmStart:tk.Offset():tk.Offset()]
@@ -278,9 +278,10 @@ func (s *Stanza) add(c *textCapture, tok xmltok.Token) error {
 	return err
 }
 
-// finish stores the captured text in its field.
-func (s *Stanza) finish(c *textCapture, raw []byte) {
-	v := raw[:0:0]
+// finish stores the captured text in its field; an element without text
+// leaves it nil.
+func (s *Stanza) finish(c *textCapture) {
+	var v []byte
 	switch {
 	case c.start >= 0:
 		v = s.scratch[c.start:len(s.scratch):len(s.scratch)]
