@@ -1,6 +1,9 @@
 package xmltok
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // Character classes shared by the Reader and the Tokenizer. Names are
 // restricted to ASCII (letters, digits, '_', '-', '.', ':'); XMPP never needs
@@ -234,4 +237,25 @@ func appendAttr(dst []byte, s string) []byte {
 		last = i + 1
 	}
 	return append(dst, s[last:]...)
+}
+
+// skipPlain returns the index of the first byte in b[i:stop] that is a
+// control character, non-ASCII, or one of c1, c2, c3 (or stop). It checks
+// eight bytes at a time; callers finish with their per-byte loop from there.
+func skipPlain(b []byte, i, stop int, c1, c2, c3 byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	m1, m2, m3 := lo*uint64(c1), lo*uint64(c2), lo*uint64(c3)
+	for i+8 <= stop {
+		w := binary.LittleEndian.Uint64(b[i:])
+		e1, e2, e3 := w^m1, w^m2, w^m3
+		// A byte < 0x20 or == c sets its high bit in these terms, a byte
+		// >= 0x80 sets it in w; "any byte" is exact though single lanes
+		// may be wrong after a borrow.
+		special := w | (w-lo*0x20)&^w | (e1-lo)&^e1 | (e2-lo)&^e2 | (e3-lo)&^e3
+		if special&hi != 0 {
+			break
+		}
+		i += 8
+	}
+	return i
 }

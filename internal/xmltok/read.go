@@ -25,6 +25,13 @@ const (
 
 // reader is the implementation of Reader. All fields are owned by the
 // connection's read loop.
+//
+// Frames alias buf; buf is compacted (the frame in progress moved to the
+// front) or grown only inside fill, which runs only from next, so a returned
+// frame stays valid until the following Next or TryNext. A Whitespace frame
+// is the run of whitespace buffered so far, so that a keepalive is seen at
+// once: a run split across reads may come as several frames. The XML
+// declaration and whitespace before the stream header are skipped.
 type reader struct {
 	// Immutable after init.
 	src       io.Reader

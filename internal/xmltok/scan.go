@@ -145,7 +145,7 @@ func (r *reader) scanFrame(stop int) (bool, error) {
 		}
 		switch st {
 		case stContent:
-			j := i
+			j := skipPlain(buf, i, stop, '<', '<', '<')
 			for j < stop && class[buf[j]]&clContent != 0 {
 				j++
 			}
@@ -248,8 +248,8 @@ func (r *reader) scanFrame(stop int) (bool, error) {
 			}
 
 		case stAttrValue:
-			j := i
 			q := r.quote
+			j := skipPlain(buf, i, stop, '<', '"', '\'')
 			for j < stop && class[buf[j]]&clAttr != 0 {
 				j++
 			}

@@ -287,13 +287,15 @@ func (t *tokenizer) cdata() (Token, error) {
 func (t *tokenizer) scanText(i int, stop byte) (int, error) {
 	b := t.b
 	plain := uint8(clTokContent)
+	c1, c2, c3 := byte('<'), byte('&'), byte('>')
 	if stop != '<' {
 		plain = clTokAttr
+		c3 = stop
 	}
 	for i < len(b) {
 		c := b[i]
 		if class[c]&plain != 0 {
-			i++
+			i = skipPlain(b, i+1, len(b), c1, c2, c3)
 			continue
 		}
 		switch {
