@@ -163,10 +163,6 @@ func (c *conn) finish() {
 	if c.ackerUp {
 		<-c.ackerDone
 	}
-	if c.feed != nil {
-		c.feed.Close()
-	}
-	c.srv.unregister(c)
 	c.reasonMu.Lock()
 	reason, err := c.reason, c.reasonErr
 	c.reasonMu.Unlock()
@@ -174,7 +170,11 @@ func (c *conn) finish() {
 		reason = "unknown"
 	}
 	c.srv.m.CCSClosed.WithLabelValues(reason).Inc()
-	attrs := []any{"reason", reason, "sender", c.sender, "duration", time.Since(c.start).Round(time.Millisecond)}
+	if c.feed != nil {
+		c.feed.Close()
+	}
+	c.srv.unregister(c)
+	attrs := []any{"reason", reason, "duration", time.Since(c.start).Round(time.Millisecond)}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
@@ -377,9 +377,16 @@ func (c *conn) bind() bool {
 func (c *conn) startDrain() {
 	c.drainOnce.Do(func() {
 		js := gcm.AppendControlDraining(make([]byte, 0, 80))
-		c.out.queue(xmpp.AppendGCM(nil, xmpp.EnvelopeAnswer, "", js))
-		c.srv.m.CCSStanzasOut.Inc()
+		// The flag flips under the outbound lock, after which the control
+		// message is queued: a CONNECTION_DRAINING NACK (queued by the
+		// acker under the same lock) can only follow it.
+		ob := c.out.lock()
 		c.draining.Store(true)
+		if ob != nil {
+			ob.b = xmpp.AppendGCM(ob.b, xmpp.EnvelopeAnswer, "", js)
+		}
+		c.out.unlock()
+		c.srv.m.CCSStanzasOut.Inc()
 		c.checkDrained()
 	})
 }

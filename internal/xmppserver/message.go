@@ -49,6 +49,9 @@ func (c *conn) message() bool {
 // send hands a downstream message to the backend and queues its ticket.
 // It blocks while the window is full (the window policy).
 func (c *conn) send() bool {
+	if h := c.srv.testWindowFull; h != nil && c.win.len() == len(c.win.slots) {
+		h()
+	}
 	if !c.win.waitRoom(c.ctx) {
 		return false
 	}

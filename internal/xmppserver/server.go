@@ -41,6 +41,9 @@ type Server struct {
 	closed    bool
 
 	gone chan struct{} // cap 1: signalled whenever a connection is removed
+	// testWindowFull, set only by tests before Serve, is called by a reader
+	// that finds its window full.
+	testWindowFull func()
 	// wg counts every goroutine the server started: one reader, one writer
 	// and (once bound) one acker per connection. Drain and Close wait for it.
 	wg sync.WaitGroup

@@ -17,6 +17,11 @@ type slot struct {
 	desc   string
 }
 
+// maxKeptID is the largest id or target buffer a slot keeps for reuse; a
+// slot that held a longer one lets it go, so the window's memory stays
+// near MaxPending × 2 × maxKeptID however long the ids a client sends.
+const maxKeptID = 512
+
 // window is the fixed-size, in-order queue of unanswered downstream messages
 // of one connection. The reader goroutine pushes (after waitRoom); the acker
 // goroutine takes from the front and releases what it answered. Slots in
@@ -126,6 +131,12 @@ func (w *window) release(k int) int {
 		s := &w.slots[(w.head+i)%len(w.slots)]
 		s.ticket = router.Ticket{}
 		s.code, s.desc = "", ""
+		if cap(s.id) > maxKeptID {
+			s.id = nil
+		}
+		if cap(s.to) > maxKeptID {
+			s.to = nil
+		}
 	}
 	w.head = (w.head + k) % len(w.slots)
 	w.n -= k
