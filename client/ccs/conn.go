@@ -570,8 +570,17 @@ func (c *conn) finish() {
 	<-c.wdone
 	c.raw.Close()
 	c.cl.gone(c)
+	// A draining server closes once its window is empty; messages that
+	// crossed the CONNECTION_DRAINING control message on the wire were
+	// never read by it, so they go to the new connection. Otherwise the
+	// caller decides (they may have been stored).
+	drained := c.draining.Load()
 	for _, k := range pending {
 		<-c.sem
+		if drained {
+			c.cl.queueResend(k)
+			continue
+		}
 		k.answer(Response{MessageID: k.msg.MessageID, Err: ErrConnectionLost})
 	}
 }

@@ -139,9 +139,18 @@ func (f *Feed) Closed() <-chan struct{} { return f.closed }
 // for 127.0.0.1 and ::1, and a client config that trusts it.
 func TLSConfigs(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	server, client, err := NewTLS()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return server, client
+}
+
+// NewTLS is TLSConfigs for code without a testing.TB (examples).
+func NewTLS() (server, client *tls.Config, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -157,17 +166,17 @@ func TLSConfigs(t testing.TB) (server, client *tls.Config) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}
 	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	return server, client
+	return server, client, nil
 }
 
 // Start runs a Server for cfg on 127.0.0.1:0 until the test ends (then it
