@@ -475,7 +475,6 @@ func TestCheckinBodyDecodes(t *testing.T) {
 	}
 }
 
-
 // FuzzCheckinRequest: any body, plain or gzipped, is answered 200 (with a
 // strictly decodable response) or 400 (413 for a body that grows too large
 // when gunzipped), never a panic.
