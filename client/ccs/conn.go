@@ -512,9 +512,9 @@ func (c *conn) answered(p *payload) {
 		return
 	}
 	<-c.sem
-	r := Response{
-		MessageID: k.msg.MessageID,
-		From:      p.str(fFrom, p.from),
+	r := Response{MessageID: k.msg.MessageID, From: k.msg.To}
+	if p.esc&(1<<fFrom) != 0 || string(p.from) != k.msg.To { // usually the target itself: no copy
+		r.From = p.str(fFrom, p.from)
 	}
 	if len(p.errCode) > 0 {
 		r.Error = p.str(fError, p.errCode)

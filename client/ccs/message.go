@@ -99,6 +99,11 @@ type Receipt struct {
 	Data                 map[string]string
 }
 
+// AppendJSON appends the CCS JSON payload of m to dst, as the SDK sends it
+// (RawJSON verbatim when set). It does not allocate beyond growing dst,
+// unless m has a Notification.
+func (m *Message) AppendJSON(dst []byte) []byte { return appendMessage(dst, m) }
+
 // appendMessage appends the JSON payload of m.
 func appendMessage(dst []byte, m *Message) []byte {
 	if m.RawJSON != nil {

@@ -331,7 +331,7 @@ func (c *conn) authenticate() bool {
 		c.sender = sender
 		if !c.srv.register(c, sender) {
 			c.sender = ""
-			c.neg.authDone(nil, errors.New("too many connections"))
+			clear(c.neg.password)
 			c.streamErrorReason("policy-violation", "too many connections for this sender", "too-many-connections")
 			return false
 		}

@@ -378,6 +378,20 @@ func TestUpstream(t *testing.T) {
 	<-f.Closed()
 }
 
+func TestMaxConnsPerSender(t *testing.T) {
+	e := newEnv(t, func(c *xmppserver.Config) { c.MaxConnsPerSender = 1 })
+	a := e.dial(t)
+	a.login()
+	b := e.dial(t)
+	b.open()
+	b.send(auth("", sender, apiKey))
+	wantStreamError(t, b, "policy-violation")
+	a.send("</stream:stream>")
+	a.expectEnd()
+	waitFor(t, func() bool { return e.srv.Conns() == 0 }, "connections to close")
+	e.works(t)
+}
+
 func TestCloseSender(t *testing.T) {
 	e := newEnv(t, nil)
 	e.backend.Keys["other"] = "k2"

@@ -155,7 +155,9 @@ func (c *conn) writeLoop() {
 			return
 		}
 		ob, closing := c.out.take()
-		if first != nil {
+		// Nothing may follow the closing bytes; an item taken but not
+		// written is not in flight, so the feed redelivers it.
+		if first != nil && !closing {
 			ob = c.appendUpstream(ob, first)
 			ob = c.drainFeed(ob, feedC)
 		}
