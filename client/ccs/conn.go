@@ -45,12 +45,11 @@ type conn struct {
 	done chan struct{} // closed when the reader ends
 
 	// owned by the reader goroutine (and dialConn before it)
-	rd   *xmltok.Reader
-	tk   xmltok.Tokenizer
-	st   xmpp.Stanza
-	p    payload
-	rjs  []byte
-	sent int // ping ids
+	rd  *xmltok.Reader
+	tk  xmltok.Tokenizer
+	st  xmpp.Stanza
+	p   payload
+	rjs []byte
 
 	mu       sync.Mutex // guards pending, dead
 	pending  map[string]call
@@ -63,6 +62,8 @@ type conn struct {
 	closing bool       // </stream:stream> queued
 	kick    chan struct{}
 	wdone   chan struct{} // closed when the writer ends
+
+	sent int // owned by the writer goroutine: ping ids
 }
 
 // dialConn dials and negotiates one connection (TLS, stream, PLAIN,

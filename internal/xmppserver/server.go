@@ -98,7 +98,8 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Serve accepts connections on ln, wraps each in TLS from the first byte,
+// Serve accepts connections on ln (a plain TCP listener), wraps each in TLS
+// (1.2 or later) from the first byte,
 // and serves them until Drain or Close, when it returns ErrServerClosed.
 // Serve closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
