@@ -9,6 +9,7 @@
 //	ccsd sender  create|list|revoke [--data-dir DIR] ...
 //	ccsd send    --data-dir DIR --to REG --json '{"data":{...}}'
 //	ccsd drain   [--data-dir DIR]
+//	ccsd device  register|listen|send|unregister ...
 package main
 
 import (
@@ -29,6 +30,7 @@ Commands:
   sender   create | list | revoke SENDER_ID   manage app-server senders and API keys
   send     send one downstream message over CCS and print the ACK or NACK
   drain    ask a running server to drain its connections and exit
+  device   register | listen | send | unregister   a simulated device
   version  print the version
 
 Run "ccsd COMMAND -h" for a command's flags.
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdSend(ctx, rest, stdout, stderr)
 	case "drain":
 		err = cmdDrain(ctx, rest, stdout, stderr)
+	case "device":
+		err = cmdDevice(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "ccsd", version)
 	case "help", "-h", "--help":

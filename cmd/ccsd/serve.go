@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,8 @@ import (
 
 	"github.com/ccsd/ccsd/internal/certs"
 	"github.com/ccsd/ccsd/internal/cluster"
-	"github.com/ccsd/ccsd/internal/gcm"
+	"github.com/ccsd/ccsd/internal/deviceserver"
+	"github.com/ccsd/ccsd/internal/httpapi"
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/internal/queue"
 	"github.com/ccsd/ccsd/internal/router"
@@ -72,6 +72,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type endpoints struct {
 	CCS    string `json:"ccs"`
 	HTTP   string `json:"http"`
+	MCS    string `json:"mcs"`
+	Device string `json:"device"`
 	CAFile string `json:"ca_file"`
 	Node   string `json:"node"`
 }
@@ -119,7 +121,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		DrainTimeout:      c.drainTimeout,
 		Logger:            log.With("component", "ccs"),
 		Metrics:           met,
-		Backend:           ccsBackend{rt},
+		Backend:           rt,
 	})
 	if err != nil {
 		return err
@@ -131,6 +133,35 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	}
 	ccsDone := make(chan error, 1)
 	go func() { ccsDone <- ccs.Serve(ccsLn) }()
+
+	// Device side: MCS over TLS, and the HTTPS check-in and registration routes.
+	mcs, err := deviceserver.New(deviceserver.Config{
+		TLSConfig: bundle.ServerTLS(),
+		Backend:   rt,
+		Logger:    log.With("component", "mcs"),
+		Metrics:   met,
+	})
+	if err != nil {
+		ccs.Close()
+		return err
+	}
+	mcsLn, err := net.Listen("tcp", c.mcsAddr)
+	if err != nil {
+		ccs.Close()
+		return fmt.Errorf("listening for MCS: %w", err)
+	}
+	mcsDone := make(chan error, 1)
+	go func() { mcsDone <- mcs.Serve(mcsLn) }()
+	devLn, err := net.Listen("tcp", c.deviceAddr)
+	if err != nil {
+		ccs.Close()
+		mcs.Close()
+		return fmt.Errorf("listening for device HTTPS: %w", err)
+	}
+	devHS := &http.Server{Handler: httpapi.DeviceHandler(rt, log.With("component", "device-http"), met),
+		TLSConfig: bundle.ServerTLS(), ReadHeaderTimeout: 10 * time.Second}
+	devDone := make(chan error, 1)
+	go func() { devDone <- devHS.ServeTLS(devLn, "", "") }()
 
 	httpLn, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
@@ -154,12 +185,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	}
 	defer sub.Unsubscribe()
 
-	ep := endpoints{CCS: ccsLn.Addr().String(), HTTP: httpLn.Addr().String(), CAFile: bundle.CAFile, Node: node.Name}
+	ep := endpoints{CCS: ccsLn.Addr().String(), HTTP: httpLn.Addr().String(), MCS: mcsLn.Addr().String(),
+		Device: devLn.Addr().String(), CAFile: bundle.CAFile, Node: node.Name}
 	if err := writeJSONFile(filepath.Join(c.dataDir, "endpoints.json"), ep); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ccsd %s ready\n  CCS (XMPP/TLS): %s\n  HTTP:           http://%s (metrics at /metrics)\n  CA file:        %s\n  data dir:       %s\n  dev sender id:  %s\n  dev API key:    %s\n",
-		version, ep.CCS, ep.HTTP, ep.CAFile, c.dataDir, dev.SenderID, dev.APIKey)
+	fmt.Fprintf(stdout, "ccsd %s ready\n  CCS (XMPP/TLS): %s\n  HTTP:           http://%s (metrics at /metrics)\n  MCS (devices):  %s\n  device HTTPS:   https://%s (/checkin, /c2dm/register3)\n  CA file:        %s\n  data dir:       %s\n  dev sender id:  %s\n  dev API key:    %s\n",
+		version, ep.CCS, ep.HTTP, ep.MCS, ep.Device, ep.CAFile, c.dataDir, dev.SenderID, dev.APIKey)
 	log.Info("ready", "ccs", ep.CCS, "http", ep.HTTP, "node", node.Name)
 
 	var runErr error
@@ -172,6 +204,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		runErr = fmt.Errorf("ccs listener: %w", err)
 	case err := <-httpDone:
 		runErr = fmt.Errorf("http listener: %w", err)
+	case err := <-mcsDone:
+		runErr = fmt.Errorf("mcs listener: %w", err)
+	case err := <-devDone:
+		runErr = fmt.Errorf("device https listener: %w", err)
 	case err := <-routerDone:
 		runErr = fmt.Errorf("router: %w", err)
 	}
@@ -186,9 +222,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	cancel()
 	ccs.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := mcs.Shutdown(sctx); err != nil {
+		log.Warn("device shutdown ended early", "err", err)
+	}
+	_ = devHS.Shutdown(sctx)
 	_ = hs.Shutdown(sctx)
 	_ = q.Flush(sctx)
 	cancel()
+	q.Close()
 	cancelRun()
 	<-routerDone
 	log.Info("stopped")
@@ -214,26 +255,7 @@ func httpMux(q *queue.Queue, met *metrics.Metrics) *http.ServeMux {
 	return mux
 }
 
-// ccsBackend adapts the router to the CCS endpoint.
-type ccsBackend struct{ rt *router.Router }
-
-var _ xmppserver.Backend = ccsBackend{}
-
-func (b ccsBackend) Authenticate(ctx context.Context, senderID string, apiKey []byte) error {
-	err := b.rt.Authenticate(ctx, senderID, apiKey)
-	if errors.Is(err, router.ErrUnauthorized) {
-		return xmppserver.ErrUnauthorized
-	}
-	return err
-}
-
-func (b ccsBackend) Send(ctx context.Context, senderID string, in *gcm.Inbound) router.Ticket {
-	return b.rt.Send(ctx, senderID, in)
-}
-
-func (b ccsBackend) Attach(ctx context.Context, senderID, connID string, window int) (xmppserver.Feed, error) {
-	return nil, nil
-}
+var _ xmppserver.Backend = (*router.Router)(nil)
 
 // devSender is DIR/dev-sender.json: the development sender created on first
 // start, kept so that later starts (and `ccsd send`) can use its key.

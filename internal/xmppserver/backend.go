@@ -2,7 +2,6 @@ package xmppserver
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/router"
@@ -21,24 +20,19 @@ type Backend interface {
 	Attach(ctx context.Context, senderID, connID string, window int) (Feed, error)
 }
 
-// Feed is one connection's share of its sender's upstream messages and receipts.
+// Feed is one connection's share of its sender's upstream messages and
+// receipts (router.Feed; the router implements it).
 //
 // The connection's writer goroutine receives from C while fewer than the
 // window are un-ACKed; its reader goroutine calls Ack concurrently; Close is
 // called once, after both have stopped. Implementations must allow Ack and C
 // to be used from different goroutines.
-type Feed interface {
-	C() <-chan Upstream  // closed when the feed ends; the connection reads it only while its upstream window has room
-	Ack(id string) error // the app server ACKed id on this connection
-	Close()              // connection closed: un-ACKed items go back for redelivery
-}
+type Feed = router.Feed
 
-// Upstream is one server-originated message: ID is its message_id, JSON the payload.
-type Upstream struct {
-	ID   string
-	JSON []byte
-}
+// Upstream is one server-originated message: ID is its message_id, JSON the
+// payload.
+type Upstream = router.Upstream
 
 // ErrUnauthorized is what Backend.Authenticate returns for an unknown or
-// revoked sender or a wrong API key.
-var ErrUnauthorized = errors.New("not authorized")
+// revoked sender or a wrong API key (the router's error).
+var ErrUnauthorized = router.ErrUnauthorized
