@@ -47,13 +47,6 @@ func (c *conn) pumpData(wrote *bool) error {
 func (c *conn) next() (sd storedDown, ok bool, err error) {
 	p := &c.p
 	for {
-		if !p.scanned {
-			if err := c.scan(); err != nil {
-				return sd, false, err
-			}
-			p.scanned = true
-			continue
-		}
 		c.mu.Lock()
 		if !c.idle && len(c.held) > 0 {
 			h := c.held[0]

@@ -124,12 +124,12 @@ func (c *conn) login() string {
 		return c.loginFailed(req, &loginError{reason: loginClosed}, nil)
 	}
 	_ = c.raw.SetDeadline(time.Time{})
+	s.met.MCSLogins.Inc()
 	c.mu.Lock()
 	c.loggedIn = true
 	c.ctl = append(c.ctl, resp, mcs.SelectiveAckIQ(nil))
 	c.kickLocked()
 	c.mu.Unlock()
-	s.met.MCSLogins.Inc()
 	return ""
 }
 

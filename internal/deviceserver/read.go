@@ -50,10 +50,11 @@ func (c *conn) readLoop() string {
 			idle := st&1 != 0
 			_, canIdle := m.(*mcspb.HeartbeatPing)
 			if !idle || canIdle {
-				if c.idle && !idle {
+				wasIdle := c.idle
+				c.idle = idle
+				if wasIdle && !idle {
 					c.kickLocked() // release held messages
 				}
-				c.idle = idle
 			}
 		}
 		inCount := c.sess.LastStreamIDReceived()

@@ -58,6 +58,22 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
+		if !c.p.scanned {
+			// The backlog is read before the LoginResponse goes out: what
+			// was stored before the device saw it is the login backlog
+			// (delivered even while idle), the rest is live.
+			c.mu.Unlock()
+			if err := c.scan(); err != nil {
+				c.srv.log.Warn("mcs reading backlog", "android_id", c.aid, "err", err)
+				c.closeConn(reasonStore, false)
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
+				return
+			}
+			c.p.scanned = true
+			continue
+		}
 		ctl := c.ctl
 		c.ctl = nil
 		c.ackQueued = false
