@@ -272,6 +272,13 @@ func TestConnUpstream(t *testing.T) {
 		t.Fatalf("stored upstream = %v, %v; want up-1 (Send returned, so it is stored)", msgs, err)
 	}
 
+	// Let the server's StreamAck for up-1 go out first: a control frame
+	// stamped between the server counting up-2 and marking it pending
+	// would cover it (deviceserver counts a packet before it marks an
+	// upstream message pending, so there is a short window).
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 	bad := device.Upstream{To: "999999999999@gcm.googleapis.com", MessageID: "up-2", Category: "com.example"}
 	err = c.Send(ctx, bad)
 	var se *device.SendError

@@ -356,13 +356,11 @@ func deviceListen(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	// Make sure the server has read the acks before we hang up: a ping
-	// is answered only after everything sent before it was read.
-	if err := c.Ping(ctx); err == nil {
-		st.ReceivedIDs = nil
-		if err := st.save(path); err != nil {
-			return err
-		}
-	}
+	// is answered only after everything sent before it was read. The ids
+	// stay in the state anyway: the next login acknowledges them again,
+	// which makes the server skip them even if retiring them has not
+	// finished by then.
+	_ = c.Ping(ctx)
 	return nil
 }
 
@@ -446,6 +444,12 @@ func deviceSend(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := st.save(sf.path()); err != nil {
 			return err
 		}
+	}
+	// A round trip first: the frames the server queued at login are
+	// written before its answer, so none of them can be stamped while it
+	// is still storing our message.
+	if err := c.Ping(ctx); err != nil {
+		return err
 	}
 	enc := json.NewEncoder(stdout)
 	if err := c.Send(ctx, up); err != nil {
