@@ -643,9 +643,9 @@ func (c *Conn) Close() error {
 		open := c.err == nil
 		c.mu.Unlock()
 		close(c.closeCh)
-		if open {
-			// Best effort, bounded: the peer may be gone.
-			c.wmu.Lock()
+		// Best effort, bounded: the peer may be gone, and a write stuck
+		// on a full socket means no Close frame rather than a wait.
+		if open && c.wmu.TryLock() {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 			if b, err := mcs.AppendFrame(nil, mcs.TagClose, mcs.Close()); err == nil {
 				_, _ = c.nc.Write(b)
