@@ -61,7 +61,7 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	cfg     Config               // server config; Backend, TLS, Now and Metrics are filled in
+	cfg     Config                // server config; Backend, TLS, Now and Metrics are filled in
 	backend func(Backend) Backend // wraps the router, when set
 	subtype string
 	rate    float64 // router DeviceRate

@@ -92,6 +92,7 @@ func (c *conn) readFailed(err error) string {
 	case errors.Is(err, io.EOF):
 		return reasonEOF
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.closeAndWait(reasonIdle)
 		return reasonIdle
 	case errors.Is(err, net.ErrClosed):
 		return reasonServerClosed // closed by us; the first reason recorded wins
