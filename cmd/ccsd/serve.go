@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,16 +29,19 @@ import (
 
 // serveConfig is everything `ccsd serve` takes from its flags.
 type serveConfig struct {
-	dataDir      string
-	ccsAddr      string
-	httpAddr     string
-	mcsAddr      string
-	deviceAddr   string
-	maxPending   int
-	maxConns     int
-	logLevel     string
-	natsURL      string
-	drainTimeout time.Duration
+	dataDir       string
+	ccsAddr       string
+	httpAddr      string
+	mcsAddr       string
+	deviceAddr    string
+	maxPending    int
+	maxConns      int
+	logLevel      string
+	natsURL       string
+	clusterListen string
+	routes        string
+	nodeName      string
+	drainTimeout  time.Duration
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +56,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.maxConns, "max-conns-per-sender", 1000, "most CCS connections one sender may hold")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS cluster URL; empty runs an embedded JetStream server")
+	fs.StringVar(&c.clusterListen, "cluster-listen", "", "embedded NATS route listener for peer ccsd nodes (HOST:PORT); empty runs standalone")
+	fs.StringVar(&c.routes, "routes", "", "comma-separated peer routes, e.g. nats-route://127.0.0.1:6222 (with --cluster-listen)")
+	fs.StringVar(&c.nodeName, "node-name", "", "node name in the cluster (default: a stable random id kept in the data dir)")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "how long draining connections may take before they are closed")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -89,11 +96,25 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("preparing certificates: %w", err)
 	}
-	node, err := cluster.Start(ctx, cluster.Config{DataDir: c.dataDir, URL: c.natsURL, Logger: log})
+	var routes []string
+	if c.routes != "" {
+		routes = strings.Split(c.routes, ",")
+	}
+	node, err := cluster.Start(ctx, cluster.Config{DataDir: c.dataDir, URL: c.natsURL, ClusterListen: c.clusterListen,
+		Routes: routes, NodeName: c.nodeName, Logger: log})
 	if err != nil {
 		return fmt.Errorf("starting nats: %w", err)
 	}
 	defer node.Close()
+	if c.clusterListen != "" {
+		// Replicated streams need their peers online.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := node.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("waiting for cluster peers: %w", err)
+		}
+	}
 	met := metrics.New()
 	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met})
 	if err != nil {
