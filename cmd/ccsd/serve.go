@@ -116,7 +116,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		}
 	}
 	met := metrics.New()
-	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met})
+	standalone := c.natsURL == "" && c.clusterListen == ""
+	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met, LocalPresence: standalone})
 	if err != nil {
 		return err
 	}

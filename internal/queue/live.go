@@ -61,6 +61,9 @@ func (q *Queue) onStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubA
 		return
 	}
 	aid, _, _ := strings.Cut(rest, ".")
+	if q.cfg.LocalPresence && !q.isOnline(aid) {
+		return // offline: the device reads it from the store at login
+	}
 	h := nats.Header{hdrSeq: []string{strconv.FormatUint(ack.Sequence, 10)}, hdrSubject: []string{m.Subject}}
 	_ = q.nc.PublishMsg(&nats.Msg{Subject: "live." + aid, Header: h, Data: m.Data})
 }
@@ -68,10 +71,32 @@ func (q *Queue) onStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubA
 // PublishLive pushes a record that is not stored (time_to_live 0) to the
 // device if it is connected now, anywhere in the cluster.
 func (q *Queue) PublishLive(androidID uint64, record []byte) error {
+	if q.cfg.LocalPresence && !q.isOnline(strconv.FormatUint(androidID, 10)) {
+		return nil
+	}
 	if err := q.nc.Publish(liveSubject(androidID), record); err != nil {
 		return fmt.Errorf("publishing live message: %w", err)
 	}
 	return nil
+}
+
+// isOnline reports whether a connection of the device is joined on this node.
+func (q *Queue) isOnline(aid string) bool {
+	q.onlineMu.RLock()
+	n := q.online[aid]
+	q.onlineMu.RUnlock()
+	return n > 0
+}
+
+// markOnline counts a device connection joining (+1) or leaving (-1).
+func (q *Queue) markOnline(aid string, delta int) {
+	q.onlineMu.Lock()
+	if n := q.online[aid] + delta; n > 0 {
+		q.online[aid] = n
+	} else {
+		delete(q.online, aid)
+	}
+	q.onlineMu.Unlock()
 }
 
 // Presence tracks the devices connected to this node and dispatches their
@@ -142,8 +167,14 @@ func (p *Presence) Join(androidID uint64, connID string, sink DeviceSink) (leave
 	p.mu.Lock()
 	p.conns[sub] = &presenceEntry{connID: connID, sink: sink}
 	p.mu.Unlock()
+	aid := strconv.FormatUint(androidID, 10)
+	// Marked online before the caller reads the backlog: a message whose
+	// store completes after this is republished live; one stored before is
+	// in the backlog.
+	p.q.markOnline(aid, 1)
 	kick := &nats.Msg{Subject: subj, Header: nats.Header{hdrKick: []string{connID}}}
 	if err := p.q.nc.PublishMsg(kick); err != nil {
+		p.q.markOnline(aid, -1)
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("publishing kick: %w", err)
 	}
@@ -151,12 +182,14 @@ func (p *Presence) Join(androidID uint64, connID string, sink DeviceSink) (leave
 	// cluster) before the caller reads the backlog: a message stored after
 	// this point reaches the device live.
 	if err := p.q.nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		p.q.markOnline(aid, -1)
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("flushing subscription: %w", err)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			p.q.markOnline(aid, -1)
 			_ = sub.Unsubscribe()
 			p.mu.Lock()
 			delete(p.conns, sub)

@@ -47,6 +47,13 @@ type Config struct {
 	// only missing ones (command-line tools attaching to a running server
 	// must not rewrite its configuration).
 	BindOnly bool
+	// LocalPresence says every device connection that can receive live
+	// messages is on this node (a standalone node): stored messages are then
+	// republished live only to devices connected here, which saves a core
+	// NATS publish (~6 µs of CPU) per message for offline devices. In a
+	// cluster it must be false: every stored message is republished and NATS
+	// routes it to whichever node holds the device.
+	LocalPresence bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics; nil means a private set.
@@ -84,6 +91,9 @@ type Queue struct {
 	retireCh   chan uint64   // owned by the retirer goroutine once started
 	retireDone chan struct{} // closed when the retirer ends
 	closeOnce  sync.Once
+
+	onlineMu sync.RWMutex
+	online   map[string]int // guarded by onlineMu: android id (decimal) -> connections on this node
 }
 
 // Open creates (or updates) every stream and bucket and returns the Queue.
@@ -103,7 +113,7 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	q := &Queue{nc: node.NC, js: node.JS, cfg: cfg, log: cfg.Logger, met: cfg.Metrics}
+	q := &Queue{nc: node.NC, js: node.JS, cfg: cfg, log: cfg.Logger, met: cfg.Metrics, online: make(map[string]int)}
 	pub, err := jetstream.New(node.NC,
 		jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow),
 		jetstream.WithPublishAsyncTimeout(30*time.Second),
