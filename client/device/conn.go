@@ -280,6 +280,7 @@ func (c *Conn) handle(f mcs.Frame) error {
 	case *mcspb.HeartbeatAck:
 		c.mu.Lock()
 		c.pingAcks++
+		c.broadcastLocked() // Ping waits for this, whatever the stamp says
 		c.mu.Unlock()
 		c.applyAck(m.LastStreamIdReceived)
 	case *mcspb.IqStanza:
