@@ -36,7 +36,7 @@ const (
 
 // Bounds of a connection's memory.
 const (
-	liveQueueMax  = 64   // live messages waiting for the window
+	liveQueueMax  = 256  // live messages waiting for the window
 	ctlQueueMax   = 64   // control frames waiting for the writer; the reader waits beyond
 	heldMax       = 1024 // delay_while_idle messages held while idle (sequence numbers)
 	heldInMemory  = 16   // of which this many keep the decoded message
