@@ -132,17 +132,27 @@ func (c *conn) connID() string {
 	return string(b)
 }
 
-// serve runs the connection: login, then the read loop, then teardown. It
-// is the connection's reader goroutine.
+// serve runs the TLS handshake and the login. A logged-in connection's
+// read loop then runs in a new goroutine: the handshake grows a stack to
+// 8 KiB or more, which an idle reader would otherwise keep for good.
 func (c *conn) serve() {
 	if tc, ok := c.raw.(*net.TCPConn); ok {
 		_ = tc.SetKeepAlive(true)
 	}
-	reason := c.login()
-	loggedIn := reason == ""
-	if loggedIn {
-		reason = c.readLoop()
+	if reason := c.login(); reason != "" {
+		c.teardown(reason, false)
+		return
 	}
+	c.srv.goGo(c.read)
+}
+
+// read is the reader goroutine of a logged-in connection.
+func (c *conn) read() {
+	c.teardown(c.readLoop(), true)
+}
+
+// teardown closes the connection and forgets it.
+func (c *conn) teardown(reason string, loggedIn bool) {
 	c.closeConn(reason, true)
 	if c.leave != nil {
 		c.leave()

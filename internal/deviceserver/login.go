@@ -51,7 +51,11 @@ func (c *conn) login() string {
 	if s.cfg.TLSConfig != nil {
 		tc := tls.Server(c.raw, s.cfg.TLSConfig)
 		if err := tc.HandshakeContext(s.ctx); err != nil {
-			return c.loginFailed(nil, &loginError{reason: loginTLS}, err)
+			reason := loginTLS
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = loginTimeout
+			}
+			return c.loginFailed(nil, &loginError{reason: reason}, err)
 		}
 		c.nc = tc
 	}

@@ -2,7 +2,9 @@ package deviceserver
 
 import (
 	"crypto/tls"
+	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -205,4 +207,41 @@ func TestClientClose(t *testing.T) {
 	c := f.login()
 	c.send(mcs.Close())
 	c.expectEOF()
+}
+
+// TestLoginTimeout: the handshake and the LoginRequest share LoginTimeout.
+func TestLoginTimeout(t *testing.T) {
+	f := newFixture(t, fixtureOpts{cfg: Config{LoginTimeout: 50 * time.Millisecond}})
+	tests := []struct {
+		name string
+		wait func(t *testing.T)
+	}{
+		{"silent after TCP connect", func(t *testing.T) {
+			raw, err := net.Dial("tcp", f.addrCh.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			_ = raw.SetDeadline(time.Now().Add(20 * time.Second))
+			if n, err := raw.Read(make([]byte, 1)); err == nil {
+				t.Errorf("read %d bytes, want the end of the stream", n)
+			}
+		}},
+		{"silent after the handshake", func(t *testing.T) {
+			c := f.dial()
+			if err := c.nc.(*tls.Conn).Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c.expectEOF()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := counter(f.met.MCSLoginFails.WithLabelValues(loginTimeout))
+			tt.wait(t)
+			if got := counter(f.met.MCSLoginFails.WithLabelValues(loginTimeout)) - before; got != 1 {
+				t.Errorf("login timeouts += %v, want 1", got)
+			}
+		})
+	}
 }
