@@ -77,9 +77,9 @@
 // clear says it is active. While a device is idle, messages with
 // delay_while_idle (and not priority high) are held and delivered when it
 // becomes active; a reconnect delivers the whole backlog regardless. At most
-// 16 held messages are kept in memory, up to 1024 more only as sequence
-// numbers and read back from the store when released; past that,
-// delay_while_idle messages are delivered even to an idle device. A held
+// 1024 messages are held, the first 16 decoded in memory and the others
+// only as sequence numbers, read back from the store when released; past
+// that, delay_while_idle messages are delivered even to an idle device. A held
 // message lets later messages of its registration pass it, as in GCM. A
 // time_to_live 0 message with delay_while_idle is dropped while the device is
 // idle (it is now or never).

@@ -155,12 +155,11 @@ func (c *conn) deliver(sd *storedDown) error {
 		return nil
 	}
 	c.mu.Lock()
-	if _, err := c.sess.Prepare(&st.m); err != nil {
+	if _, err := c.sess.SentData(pid); err != nil {
 		c.mu.Unlock()
 		return err // the window was checked by the writer; cannot happen
 	}
 	st.last = c.stampLocked()
-	st.m.LastStreamIdReceived = &st.last
 	if sd.Seq != 0 {
 		f := flight{seq: sd.Seq}
 		if sd.Message.DeliveryReceipt {
