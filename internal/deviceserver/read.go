@@ -58,6 +58,12 @@ func (c *conn) readLoop() string {
 			}
 		}
 		inCount := c.sess.LastStreamIDReceived()
+		if _, up := m.(*mcspb.DataMessageStanza); up {
+			// Hold the stamp below this packet from the moment it is counted:
+			// a frame written before upstream() stores it must not
+			// acknowledge it (invariant 1). upstream() clears it.
+			c.upPending = inCount
+		}
 		c.mu.Unlock()
 		if err != nil {
 			c.closeAndWait(reasonBadPayload)
@@ -267,6 +273,9 @@ func (c *conn) ackStored(sd *storedDown, nowMs int64) {
 func (c *conn) upstream(m *mcspb.DataMessageStanza, inCount int32) {
 	s := c.srv
 	if m.GetCategory() == mcs.IdleCategory {
+		c.mu.Lock()
+		c.upPending = 0
+		c.mu.Unlock()
 		return // a reply to IdleNotification, which ccsd does not send
 	}
 	up := &router.DeviceUpstream{To: m.GetTo(), From: m.GetFrom(), RegID: m.GetRegId(),
@@ -280,18 +289,17 @@ func (c *conn) upstream(m *mcspb.DataMessageStanza, inCount int32) {
 		up.Data = append(up.Data, gcm.KV{Key: kv.GetKey(), Value: kv.GetValue()})
 		size += len(kv.GetKey()) + len(kv.GetValue())
 	}
+	// readLoop set upPending = inCount when it counted this packet; it is
+	// cleared once the message is stored or refused.
 	var err error
 	if size > gcm.MaxDataBytes {
 		err = router.ErrUpstreamTooBig
 	} else {
-		c.mu.Lock()
-		c.upPending = inCount
-		c.mu.Unlock()
 		err = s.be.Upstream(s.ctx, c.aid, up)
-		c.mu.Lock()
-		c.upPending = 0
-		c.mu.Unlock()
 	}
+	c.mu.Lock()
+	c.upPending = 0
+	c.mu.Unlock()
 	if err == nil {
 		s.met.MCSUpstreamIn.Inc()
 		c.mu.Lock()
