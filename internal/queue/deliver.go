@@ -13,11 +13,13 @@ import (
 	"github.com/ccsd/ccsd/internal/gcm"
 )
 
-// MaxStoredPerDevice caps the non-collapsible messages JetStream keeps for
-// one device (MaxMsgsPerSubject of the downstream stream). GCM's own limit,
-// 100, is applied when the backlog is read (all are dropped and the device
-// gets deleted_messages); this cap only bounds the disk a device that never
-// comes back can use, so total_deleted counts at most this many.
+// MaxStoredPerDevice is the default cap on the non-collapsible messages
+// JetStream keeps for one device (MaxMsgsPerSubject of the downstream stream,
+// with DiscardNewPerSubject: the store refuses the next one instead of
+// dropping an old one). GCM's own limit, 100, is applied when the backlog is
+// read (all are dropped and the device gets deleted_messages); this cap
+// bounds the disk a device that never comes back, or one that acks slower
+// than its senders send, can use.
 const MaxStoredPerDevice = 1000
 
 // ReadDeviceFrom returns the messages stored for androidID with a stream

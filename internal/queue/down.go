@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,12 +56,19 @@ type Pending struct {
 	f jetstream.PubAckFuture
 }
 
+// ErrDeviceFull is returned when the device already has the most
+// non-collapsible messages the store keeps for it (Config.MaxPerDevice).
+var ErrDeviceFull = errors.New("device has too many stored messages")
+
 // Wait blocks until the message is stored (nil) or the store refused it.
 func (p *Pending) Wait(ctx context.Context) error {
 	select {
 	case <-p.f.Ok():
 		return nil
 	case err := <-p.f.Err():
+		if strings.Contains(err.Error(), "maximum messages per subject exceeded") {
+			return ErrDeviceFull
+		}
 		return fmt.Errorf("storing downstream message: %w", err)
 	case <-ctx.Done():
 		return fmt.Errorf("storing downstream message: %w", ctx.Err())

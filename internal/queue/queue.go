@@ -43,6 +43,12 @@ type Config struct {
 	// PublishWindow bounds asynchronous downstream publishes in flight on
 	// this node; zero means 4096.
 	PublishWindow int
+	// MaxPerDevice caps the non-collapsible messages stored for one device;
+	// zero means MaxStoredPerDevice. A message over the cap is refused (its
+	// ticket fails with ErrDeviceFull, which the CCS endpoint NACKs
+	// DEVICE_MESSAGE_RATE_EXCEEDED): JetStream never drops an acknowledged
+	// message to make room.
+	MaxPerDevice int
 	// BindOnly makes Open use the streams and buckets as they are, creating
 	// only missing ones (command-line tools attaching to a running server
 	// must not rewrite its configuration).
@@ -104,6 +110,9 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = max(node.Replicas, 1)
 	}
+	if cfg.MaxPerDevice == 0 {
+		cfg.MaxPerDevice = MaxStoredPerDevice
+	}
 	if cfg.PublishWindow == 0 {
 		cfg.PublishWindow = 4096
 	}
@@ -157,11 +166,13 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 		Storage:           jetstream.FileStorage,
 		Replicas:          cfg.Replicas,
 		MaxAge:            (gcm.MaxTTL + 3600) * time.Second, // the longest time_to_live, plus slack; shorter ones carry Nats-TTL
-		MaxMsgsPerSubject: MaxStoredPerDevice,
+		MaxMsgsPerSubject: int64(cfg.MaxPerDevice),
 		AllowDirect:       true,
 		AllowRollup:       true,
 		AllowMsgTTL:       true,
-		Discard:           jetstream.DiscardOld,
+		// A full device refuses new messages rather than losing stored ones.
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", StreamDown, err)

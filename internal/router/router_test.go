@@ -20,6 +20,10 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
+	return newFixtureQ(t, cfg, queue.Config{})
+}
+
+func newFixtureQ(t *testing.T, cfg Config, qcfg queue.Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	node, err := cluster.Start(ctx, cluster.Config{DataDir: t.TempDir(), ClientListen: "off"})
@@ -27,7 +31,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { node.Close() })
-	q, err := queue.Open(ctx, node, queue.Config{})
+	q, err := queue.Open(ctx, node, qcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,5 +168,39 @@ func TestAuthenticateAndRevoke(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+// TestFullDeviceIsRefused: once a device holds MaxPerDevice stored
+// messages, the next one is NACKed DEVICE_MESSAGE_RATE_EXCEEDED and every
+// ACKed one is still stored (JetStream never drops to make room).
+func TestFullDeviceIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixtureQ(t, Config{}, queue.Config{MaxPerDevice: 3})
+	var codes []gcm.ErrorCode
+	for i := range 5 {
+		codes = append(codes, f.rt.Send(ctx, f.sender.ID, send(f.reg.ID, string(rune('a'+i)))).Wait(ctx).Code)
+	}
+	want := []gcm.ErrorCode{"", "", "", gcm.DeviceMessageRateExceeded, gcm.DeviceMessageRateExceeded}
+	for i := range want {
+		if codes[i] != want[i] {
+			t.Errorf("send %d: %q, want %q", i, codes[i], want[i])
+		}
+	}
+	got, err := f.q.ReadDevice(ctx, 1001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Message.MessageID != "a" || got[2].Message.MessageID != "c" {
+		t.Errorf("stored = %+v; want a, b, c", got)
+	}
+	// Collapsible messages replace each other and are not refused.
+	for i := range 3 {
+		in := send(f.reg.ID, "ck")
+		in.CollapseKey = []byte("k")
+		_ = i
+		if r := f.rt.Send(ctx, f.sender.ID, in).Wait(ctx); !r.OK() {
+			t.Errorf("collapsible send: %+v", r)
+		}
 	}
 }

@@ -6,8 +6,10 @@ package router
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ccsd/ccsd/internal/gcm"
+	"github.com/ccsd/ccsd/internal/queue"
 )
 
 // Result is the answer to one downstream message: an ACK when Code is
@@ -45,6 +47,9 @@ func (t Ticket) Wait(ctx context.Context) Result {
 		return t.res
 	}
 	if err := t.w.Wait(ctx); err != nil {
+		if errors.Is(err, queue.ErrDeviceFull) {
+			return Result{Code: gcm.DeviceMessageRateExceeded, Description: "Downstream message rate exceeded for this registration id: the device has too many stored messages"}
+		}
 		return Result{Code: gcm.ServiceUnavailable, Description: "message could not be stored: retry with back-off"}
 	}
 	return t.res
