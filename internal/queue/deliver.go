@@ -138,6 +138,9 @@ func (q *Queue) retirer() {
 // Close stops the queue's background work after pending deletes are sent.
 func (q *Queue) Close() {
 	q.closeOnce.Do(func() {
+		close(q.sweepStop)
+		<-q.sweepDone
+		q.pub.close()
 		q.retireOnce.Do(q.startRetirer)
 		close(q.retireCh)
 		<-q.retireDone

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,29 +50,9 @@ func DeviceFilter(androidID uint64) string {
 	return "down." + strconv.FormatUint(androidID, 10) + ".>"
 }
 
-// Pending is a downstream publish in flight.
-type Pending struct {
-	f jetstream.PubAckFuture
-}
-
 // ErrDeviceFull is returned when the device already has the most
 // non-collapsible messages the store keeps for it (Config.MaxPerDevice).
 var ErrDeviceFull = errors.New("device has too many stored messages")
-
-// Wait blocks until the message is stored (nil) or the store refused it.
-func (p *Pending) Wait(ctx context.Context) error {
-	select {
-	case <-p.f.Ok():
-		return nil
-	case err := <-p.f.Err():
-		if strings.Contains(err.Error(), "maximum messages per subject exceeded") {
-			return ErrDeviceFull
-		}
-		return fmt.Errorf("storing downstream message: %w", err)
-	case <-ctx.Done():
-		return fmt.Errorf("storing downstream message: %w", ctx.Err())
-	}
-}
 
 // ErrStoreBusy is returned when the node's publish window stayed full.
 var ErrStoreBusy = errors.New("store busy")
@@ -92,16 +71,16 @@ func (q *Queue) PublishDown(subject string, collapsible bool, ttl int32, record 
 			m.Header["Nats-Rollup"] = []string{"sub"}
 		}
 	}
-	f, err := q.pub.PublishMsgAsync(m, jetstream.WithStallWait(10*time.Second))
+	p, err := q.pub.publish(m, 10*time.Second)
 	if err != nil {
 		q.met.QueuePublishE.Inc()
-		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		if errors.Is(err, ErrStoreBusy) {
 			return nil, ErrStoreBusy
 		}
 		return nil, fmt.Errorf("publishing downstream message: %w", err)
 	}
 	q.met.QueueStored.Inc()
-	return &Pending{f: f}, nil
+	return p, nil
 }
 
 // StoredDown is one stored downstream message.

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Live routing and presence. A device's connection, wherever it is in the
@@ -52,11 +51,11 @@ func liveSubject(androidID uint64) string {
 	return "live." + strconv.FormatUint(androidID, 10)
 }
 
-// onStored is the async publisher's ack handler: it republishes every
+// onStored is the downstream publisher's ack hook: it republishes every
 // stored downstream message to its device's live subject.
-func (q *Queue) onStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-	// m.Subject is down.<android id>.n or down.<android id>.c.<hash>.
-	rest, ok := strings.CutPrefix(m.Subject, "down.")
+func (q *Queue) onStored(subject string, seq uint64, data []byte) {
+	// subject is down.<android id>.n or down.<android id>.c.<hash>.
+	rest, ok := strings.CutPrefix(subject, "down.")
 	if !ok {
 		return
 	}
@@ -64,8 +63,8 @@ func (q *Queue) onStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubA
 	if q.cfg.LocalPresence && !q.isOnline(aid) {
 		return // offline: the device reads it from the store at login
 	}
-	h := nats.Header{hdrSeq: []string{strconv.FormatUint(ack.Sequence, 10)}, hdrSubject: []string{m.Subject}}
-	_ = q.nc.PublishMsg(&nats.Msg{Subject: "live." + aid, Header: h, Data: m.Data})
+	h := nats.Header{hdrSeq: []string{strconv.FormatUint(seq, 10)}, hdrSubject: []string{subject}}
+	_ = q.nc.PublishMsg(&nats.Msg{Subject: "live." + aid, Header: h, Data: data})
 }
 
 // PublishLive pushes a record that is not stored (time_to_live 0) to the

@@ -82,7 +82,7 @@ type Queue struct {
 	// immutable after Open
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	pub     jetstream.JetStream // async publisher with its own in-flight window
+	pub     *publisher // downstream async publisher with its own in-flight window
 	cfg     Config
 	log     *slog.Logger
 	met     *metrics.Metrics
@@ -93,6 +93,8 @@ type Queue struct {
 	down    jetstream.Stream
 	up      jetstream.Stream
 
+	sweepStop  chan struct{} // closed by Close
+	sweepDone  chan struct{} // closed when the sweeper ends
 	retireOnce sync.Once
 	retireCh   chan uint64   // owned by the retirer goroutine once started
 	retireDone chan struct{} // closed when the retirer ends
@@ -123,14 +125,14 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 		cfg.Metrics = metrics.New()
 	}
 	q := &Queue{nc: node.NC, js: node.JS, cfg: cfg, log: cfg.Logger, met: cfg.Metrics, online: make(map[string]int)}
-	pub, err := jetstream.New(node.NC,
-		jetstream.WithPublishAsyncMaxPending(cfg.PublishWindow),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
-		jetstream.WithPublishAsyncAckHandler(q.onStored))
+	pub, err := newPublisher(node.NC, cfg.PublishWindow, q.onStored)
 	if err != nil {
-		return nil, fmt.Errorf("creating async publisher: %w", err)
+		return nil, err
 	}
 	q.pub = pub
+	q.sweepDone = make(chan struct{})
+	q.sweepStop = make(chan struct{})
+	go q.sweeper()
 	kv := func(name, desc string, history uint8) (jetstream.KeyValue, error) {
 		if cfg.BindOnly {
 			if b, err := q.js.KeyValue(ctx, name); err == nil {
@@ -216,13 +218,33 @@ func (q *Queue) Depth(ctx context.Context) (down, up uint64, err error) {
 	return di.State.Msgs, ui.State.Msgs, nil
 }
 
-// Flush waits until every asynchronous publish started so far is answered
+// Flush waits until every downstream publish started so far is answered
 // or ctx ends.
 func (q *Queue) Flush(ctx context.Context) error {
-	select {
-	case <-q.pub.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for q.pub.inFlight() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// sweeper fails downstream publishes whose acknowledgement never came,
+// until Close.
+func (q *Queue) sweeper() {
+	defer close(q.sweepDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.sweepStop:
+			return
+		case <-t.C:
+			q.pub.sweep(30 * time.Second)
+		}
 	}
 }
