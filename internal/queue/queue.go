@@ -139,9 +139,13 @@ func Open(ctx context.Context, node *cluster.Node, cfg Config) (*Queue, error) {
 				return b, nil
 			}
 		}
-		b, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, Description: desc, History: history,
-			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		var b jetstream.KeyValue
+		err := retryMeta(ctx, func(ctx context.Context) (err error) {
+			b, err = q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: name, Description: desc, History: history,
+				Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("creating bucket %s: %w", name, err)
@@ -202,7 +206,38 @@ func (q *Queue) stream(ctx context.Context, sc jetstream.StreamConfig) (jetstrea
 			return s, nil
 		}
 	}
-	return q.js.CreateOrUpdateStream(ctx, sc)
+	var st jetstream.Stream
+	err := retryMeta(ctx, func(ctx context.Context) (err error) {
+		st, err = q.js.CreateOrUpdateStream(ctx, sc)
+		return err
+	})
+	return st, err
+}
+
+// retryMeta runs a JetStream asset operation until it succeeds, ctx ends,
+// or a minute passes. In a cluster that is starting, several nodes create
+// the same assets at once and the meta leader may be busy or moving, so a
+// single attempt can time out.
+func retryMeta(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := op(actx)
+		cancel()
+		var apiErr *jetstream.APIError
+		if err == nil || errors.As(err, &apiErr) && apiErr.Code == 400 || ctx.Err() != nil || time.Now().After(deadline) {
+			return err // success, a refused configuration, or out of time
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // Depth reports how many messages each stream holds (for metrics).
