@@ -11,6 +11,7 @@
 #
 # BASELINE=1 also measures a plain goroutine-per-connection Go TLS echo server
 # (scripts/tlsbaseline) holding min(N, 15000) idle TLS connections.
+# CLUSTER=0 runs the NODES servers standalone (no routes) instead.
 # SETTLE=seconds to wait after "ready" before sampling (default 10).
 # KEEP=1 keeps the temp dir (logs, endpoints) for a look afterwards.
 set -euo pipefail
@@ -76,31 +77,57 @@ gauges() {
 # Servers.
 ROUTES=()
 CPORTS=()
-if ((NODES > 1)); then
+CLUSTER=${CLUSTER:-1}
+if ((NODES > 1 && CLUSTER)); then
 	for ((k = 0; k < NODES; k++)); do
 		CPORTS+=("$(free_port)")
 		ROUTES+=("nats-route://127.0.0.1:${CPORTS[k]}")
 	done
 fi
 SRV=()
-for ((k = 0; k < NODES; k++)); do
-	d=$TMP/n$k
+# start_node K: runs ccsd serve for node K in the background; SRV[K] is its pid.
+start_node() {
+	local k=$1 d=$TMP/n$1 extra=()
 	mkdir -p "$d"
-	extra=()
-	if ((NODES > 1)); then
+	if ((NODES > 1 && CLUSTER)); then
 		extra=(--cluster-listen "127.0.0.1:${CPORTS[k]}" --routes "$(
 			IFS=,
 			echo "${ROUTES[*]}"
 		)" --node-name "n$k")
 	fi
 	"$BIN" serve --data-dir "$d" --ccs-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --mcs-addr 127.0.0.1:0 \
-		--device-addr 127.0.0.1:0 --log-level warn "${extra[@]}" >"$d/stdout" 2>"$d/stderr" &
+		--device-addr 127.0.0.1:0 --log-level warn "${extra[@]}" >"$d/stdout" 2>>"$d/stderr" &
 	PIDS+=($!)
-	SRV+=($!)
+	SRV[k]=$!
+}
+for ((k = 0; k < NODES; k++)); do start_node "$k"; done
+# A cluster node can give up while the JetStream meta leader is still being
+# elected ("creating bucket ccsd_senders: context deadline exceeded"): start
+# such a node again on the same data dir, a few times.
+declare -A RESTARTS
+for ((try = 0; try < 600; try++)); do
+	up=0
+	for ((k = 0; k < NODES; k++)); do
+		if grep -q " ready" "$TMP/n$k/stdout" 2>/dev/null; then
+			up=$((up + 1))
+		elif ! kill -0 "${SRV[k]}" 2>/dev/null; then
+			wait "${SRV[k]}" || true
+			RESTARTS[$k]=$((${RESTARTS[$k]:-0} + 1))
+			if ((RESTARTS[$k] > 3)); then
+				echo "node $k failed to start: $(tail -n 1 "$TMP/n$k/stderr") (CLUSTER=0 runs independent nodes)" >&2
+				exit 1
+			fi
+			log "node $k exited before ready ($(tail -n 1 "$TMP/n$k/stderr")); starting it again"
+			start_node "$k"
+		fi
+	done
+	((up == NODES)) && break
+	sleep 0.5
 done
-for ((k = 0; k < NODES; k++)); do
-	wait_for "$TMP/n$k/stdout" " ready" 180
-done
+if ((up != NODES)); then
+	echo "only $up of $NODES servers ready" >&2
+	exit 1
+fi
 log "$NODES server(s) ready: pids ${SRV[*]}; open-file limit $(ulimit -n)"
 sleep "$SETTLE"
 declare -A RSS0 G0
@@ -143,7 +170,7 @@ for ((g = 0; g < ${#GENS[@]}; g++)); do
 done
 sleep "$SETTLE"
 
-echo "idle devices: $N over $NODES node(s), $(nproc) cores, go $(go env GOVERSION)"
+echo "idle devices: $N over $NODES node(s) (cluster: $((NODES > 1 && CLUSTER))), $(nproc) cores, go $(go env GOVERSION)"
 printf "%-5s %8s %9s %9s %11s %11s %11s %11s\n" node devices rss0_MB rss_MB KB/device goroutines heapKB/dev stackKB/dev
 for ((k = 0; k < NODES; k++)); do
 	dev=0

@@ -91,13 +91,15 @@ type targetFlags struct {
 	timeout                          time.Duration
 }
 
-func (f *targetFlags) add(fs *flag.FlagSet, kind string) {
+func (f *targetFlags) add(fs *flag.FlagSet, kind string, timeout time.Duration) {
 	fs.StringVar(&f.dataDir, "data-dir", "./ccsd-data", "data directory of the running server (endpoints.json, dev-sender.json)")
 	fs.StringVar(&f.sender, "sender", "", "sender id (default: the development sender of the data dir)")
 	fs.StringVar(&f.apiKey, "api-key", "", "API key of --sender")
 	fs.StringVar(&f.devFile, "devices-file", "", "cache of checked-in, registered devices (default DATA_DIR/bench-devices-"+kind+".json)")
 	fs.IntVar(&f.pid, "server-pid", 0, "server process id, for CPU and RSS (default: DATA_DIR/ccsd.pid when present)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this long")
+	if timeout > 0 {
+		fs.DurationVar(&f.timeout, "timeout", timeout, "give up after this long")
+	}
 }
 
 func (f *targetFlags) load() (*benchTarget, error) {
@@ -237,13 +239,14 @@ func readProc(pid int) (procSample, error) {
 
 // serverMeter reports the server's CPU per message over a run.
 type serverMeter struct {
-	pid int
-	s0  procSample
-	ok  bool
+	pid  int
+	s0   procSample
+	ok   bool
+	self time.Duration // the generator's own CPU at the start
 }
 
 func startMeter(pid int) *serverMeter {
-	m := &serverMeter{pid: pid}
+	m := &serverMeter{pid: pid, self: selfCPU()}
 	if pid > 0 {
 		s, err := readProc(pid)
 		m.s0, m.ok = s, err == nil
@@ -251,7 +254,17 @@ func startMeter(pid int) *serverMeter {
 	return m
 }
 
+// selfCPU is this process's user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func (m *serverMeter) report(w io.Writer, msgs int) {
+	if msgs > 0 {
+		fmt.Fprintf(w, "generator cpu: %.1f µs/msg (same machine)\n", float64((selfCPU()-m.self).Microseconds())/float64(msgs))
+	}
 	if !m.ok || msgs == 0 {
 		fmt.Fprintln(w, "server cpu: unknown (pass --server-pid)")
 		return
@@ -275,7 +288,9 @@ func printLatency(w io.Writer, name string, lat []time.Duration) {
 		return
 	}
 	slices.Sort(l)
-	q := func(p float64) string { return l[min(len(l)-1, int(float64(len(l))*p))].Round(10 * time.Microsecond).String() }
+	q := func(p float64) string {
+		return l[min(len(l)-1, int(float64(len(l))*p))].Round(10 * time.Microsecond).String()
+	}
 	fmt.Fprintf(w, "%s latency: p50 %s p99 %s p99.9 %s max %s (%d samples)\n", name, q(0.5), q(0.99), q(0.999),
 		l[len(l)-1].Round(10*time.Microsecond), len(l))
 }
@@ -403,7 +418,7 @@ func sendDown(ctx context.Context, clients []*ccs.Client, regs []string, run str
 func benchCCS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench ccs", stderr)
 	var tf targetFlags
-	tf.add(fs, "ccs")
+	tf.add(fs, "ccs", 10*time.Minute)
 	conns := fs.Int("conns", 1, "app-server connections")
 	window := fs.Int("window", 1000, "window per connection (at most the server's --max-pending)")
 	n := fs.Int("messages", 100000, "messages in total, round-robin over the registrations")
@@ -546,7 +561,7 @@ func (t *tally) wait(ctx context.Context) error {
 func benchE2E(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench e2e", stderr)
 	var tf targetFlags
-	tf.add(fs, "e2e")
+	tf.add(fs, "e2e", 10*time.Minute)
 	nDev := fs.Int("devices", 100, "connected devices")
 	n := fs.Int("messages", 200000, "messages in total")
 	window := fs.Int("window", 1000, "app-server window (at most the server's --max-pending)")
@@ -802,8 +817,7 @@ func parseSourceIPs(s string) ([]net.IP, error) {
 func benchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench idle", stderr)
 	var tf targetFlags
-	tf.add(fs, "idle")
-	tf.timeout = 0
+	tf.add(fs, "idle", 0)
 	nDev := fs.Int("devices", 1000, "idle devices to connect and log in")
 	srcs := fs.String("source-ips", "", "source addresses of the connections, round-robin, e.g. 127.0.0.2-127.0.0.9 (default: the kernel's choice)")
 	hold := fs.Duration("hold", 0, "how long to hold the connections once ready (0: until SIGTERM or SIGINT)")
