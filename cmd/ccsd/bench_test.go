@@ -31,7 +31,8 @@ func BenchmarkCCSEndToEnd(b *testing.B) {
 	defer cancel()
 	done := make(chan error, 1)
 	cfg := serveConfig{dataDir: dir, ccsAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", mcsAddr: "127.0.0.1:0",
-		deviceAddr: "127.0.0.1:0", maxPending: 1000, maxConns: 1000, drainTimeout: 5 * time.Second}
+		deviceAddr: "127.0.0.1:0", maxPending: 1000, maxConns: 1000, drainTimeout: 5 * time.Second,
+		deviceRate: 100, deviceBurst: 1000}
 	ready := make(chan struct{})
 	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), &readyWriter{ready: ready}) }()
 	select {

@@ -206,7 +206,8 @@ func TestDeviceSimulator(t *testing.T) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if msgs, err := uc.Fetch(fctx, 1, 5*time.Second); err != nil || len(msgs) != 1 || msgs[0].ID != "up-1" {
+	var msgs []*queue.UpMsg
+	if err := uc.Fetch(fctx, 1, 5*time.Second, func(m *queue.UpMsg) { msgs = append(msgs, m) }); err != nil || len(msgs) != 1 || msgs[0].ID != "up-1" {
 		t.Fatalf("stored upstream = %v, %v; want up-1", msgs, err)
 	}
 	if out, err := d.run(t, "send", "--data-dir", d.dir, "--to", "999999999999", "--message-id", "up-2"); err == nil {

@@ -31,6 +31,7 @@ Commands:
   send     send one downstream message over CCS and print the ACK or NACK
   drain    ask a running server to drain its connections and exit
   device   register | listen | send | unregister   a simulated device
+  bench    ccs | e2e | idle   the load generator against a running server
   version  print the version
 
 Run "ccsd COMMAND -h" for a command's flags.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDrain(ctx, rest, stdout, stderr)
 	case "device":
 		err = cmdDevice(ctx, rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "ccsd", version)
 	case "help", "-h", "--help":

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,8 @@ type serveConfig struct {
 	deviceAddr    string
 	maxPending    int
 	maxConns      int
+	deviceRate    float64
+	deviceBurst   int
 	logLevel      string
 	natsURL       string
 	clusterListen string
@@ -54,6 +57,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.deviceAddr, "device-addr", "127.0.0.1:8443", "HTTPS listen address for device check-in and registration")
 	fs.IntVar(&c.maxPending, "max-pending", 1000, "per-connection window of unanswered messages, each way")
 	fs.IntVar(&c.maxConns, "max-conns-per-sender", 1000, "most CCS connections one sender may hold")
+	fs.Float64Var(&c.deviceRate, "device-rate", 100, "sustained messages/s one registration may receive before DEVICE_MESSAGE_RATE_EXCEEDED (negative: no limit)")
+	fs.IntVar(&c.deviceBurst, "device-burst", 1000, "messages above --device-rate one registration may take at once")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS cluster URL; empty runs an embedded JetStream server")
 	fs.StringVar(&c.clusterListen, "cluster-listen", "", "embedded NATS route listener for peer ccsd nodes (HOST:PORT); empty runs standalone")
@@ -92,6 +97,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		return fmt.Errorf("creating data dir: %w", err)
 	}
 	_ = os.Remove(filepath.Join(c.dataDir, "endpoints.json"))
+	pidFile := filepath.Join(c.dataDir, "ccsd.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", pidFile, err)
+	}
+	defer os.Remove(pidFile)
 	bundle, err := certs.Ensure(filepath.Join(c.dataDir, "tls"))
 	if err != nil {
 		return fmt.Errorf("preparing certificates: %w", err)
@@ -121,7 +131,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	rt, err := router.New(router.Config{Queue: q, Logger: log, Metrics: met})
+	rt, err := router.New(router.Config{Queue: q, DeviceRate: c.deviceRate, DeviceBurst: c.deviceBurst, Logger: log, Metrics: met})
 	if err != nil {
 		return err
 	}

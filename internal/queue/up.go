@@ -43,6 +43,7 @@ func (q *Queue) PublishUp(ctx context.Context, sender, id, dedupID string, paylo
 // UpMsg is one upstream message handed to a connection.
 type UpMsg struct {
 	ID      string // message_id the app server must ACK
+	Seq     uint64 // stream sequence: the same for every redelivery of one message
 	Payload []byte // the CCS JSON
 	msg     jetstream.Msg
 }
@@ -52,6 +53,9 @@ func (m *UpMsg) Ack() error { return m.msg.Ack() }
 
 // Nak hands the message back for redelivery now.
 func (m *UpMsg) Nak() error { return m.msg.Nak() }
+
+// NakLater hands the message back for redelivery after d.
+func (m *UpMsg) NakLater(d time.Duration) error { return m.msg.NakWithDelay(d) }
 
 // UpConsumer is a sender's shared upstream consumer.
 type UpConsumer struct {
@@ -81,19 +85,25 @@ func (q *Queue) UpstreamConsumer(ctx context.Context, sender string) (*UpConsume
 	return &UpConsumer{c: c}, nil
 }
 
-// Fetch returns up to n messages, waiting up to wait for the first one. It
-// returns no messages and no error when none arrived in time.
-func (u *UpConsumer) Fetch(ctx context.Context, n int, wait time.Duration) ([]*UpMsg, error) {
+// Fetch asks for up to n messages and calls fn for each as it arrives
+// (not when the batch is complete: a batch of n that only partly fills would
+// otherwise hold the first message for the whole wait). It returns after n
+// messages or when wait has passed; no messages and no error means none
+// arrived in time.
+func (u *UpConsumer) Fetch(ctx context.Context, n int, wait time.Duration, fn func(*UpMsg)) error {
 	batch, err := u.c.Fetch(n, jetstream.FetchMaxWait(wait))
 	if err != nil {
-		return nil, fmt.Errorf("fetching upstream: %w", err)
+		return fmt.Errorf("fetching upstream: %w", err)
 	}
-	var out []*UpMsg
 	for m := range batch.Messages() {
-		out = append(out, &UpMsg{ID: m.Headers().Get(hdrUpID), Payload: m.Data(), msg: m})
+		um := &UpMsg{ID: m.Headers().Get(hdrUpID), Payload: m.Data(), msg: m}
+		if md, err := m.Metadata(); err == nil {
+			um.Seq = md.Sequence.Stream
+		}
+		fn(um)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-		return out, fmt.Errorf("fetching upstream: %w", err)
+		return fmt.Errorf("fetching upstream: %w", err)
 	}
-	return out, ctx.Err()
+	return ctx.Err()
 }

@@ -204,3 +204,36 @@ func TestFullDeviceIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedSameMessageID: two upstream messages with the same message_id
+// (two devices chose the same id) are never in flight together on one
+// connection, so the app server's ACK names exactly one; both are delivered.
+func TestFeedSameMessageID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFixture(t, Config{})
+	for _, dev := range []string{"a", "b"} {
+		if err := f.q.PublishUp(ctx, f.sender.ID, "same", dev+"/same", []byte(`{"from":"`+dev+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed, err := f.rt.Attach(ctx, f.sender.ID, "c1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	first := <-feed.C()
+	if err := feed.Ack("same"); err != nil {
+		t.Fatal(err)
+	}
+	second := <-feed.C()
+	if first.ID != "same" || second.ID != "same" || string(first.JSON) == string(second.JSON) {
+		t.Errorf("got %s then %s; want both messages once each", first.JSON, second.JSON)
+	}
+	if err := feed.Ack("same"); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.Ack("same"); !errors.Is(err, ErrUnknownAck) {
+		t.Errorf("third ACK: %v, want ErrUnknownAck", err)
+	}
+}

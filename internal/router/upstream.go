@@ -87,7 +87,7 @@ func (f *upFeed) run(ctx context.Context) {
 				return
 			}
 		}
-		msgs, err := f.cons.Fetch(ctx, free, fetchWait)
+		err := f.cons.Fetch(ctx, free, fetchWait, f.deliver)
 		if err != nil && ctx.Err() == nil {
 			f.log.Warn("fetching upstream", "err", err)
 			select {
@@ -95,21 +95,29 @@ func (f *upFeed) run(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		}
-		for _, m := range msgs {
-			f.mu.Lock()
-			if f.closed {
-				f.mu.Unlock()
-				_ = m.Nak()
-				continue
-			}
-			if old := f.inflight[m.ID]; old != nil {
-				_ = old.Ack() // a redelivered copy replaces the one in flight
-			}
-			f.inflight[m.ID] = m
-			f.mu.Unlock()
-			f.ch <- Upstream{ID: m.ID, JSON: m.Payload}
-		}
 	}
+}
+
+// deliver puts one fetched message in flight and hands it to the
+// connection. f.ch has room: in-flight messages never exceed the window.
+func (f *upFeed) deliver(m *queue.UpMsg) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		_ = m.Nak()
+		return
+	}
+	if old := f.inflight[m.ID]; old != nil && old.Seq != m.Seq {
+		// Another message with the same message_id (two devices chose the
+		// same id): the app server's ACK could not tell them apart on this
+		// connection, so it waits for a later fetch, here or elsewhere.
+		f.mu.Unlock()
+		_ = m.NakLater(time.Second)
+		return
+	}
+	f.inflight[m.ID] = m // new, or a redelivery (after AckWait) of the one in flight
+	f.mu.Unlock()
+	f.ch <- Upstream{ID: m.ID, JSON: m.Payload}
 }
 
 // Ack retires id if it is in flight on this connection.
