@@ -160,3 +160,6 @@ func AppendTextString(dst []byte, s string) []byte { return appendTextString(dst
 // AppendAttr appends s escaped for use inside a double- or single-quoted
 // attribute value (&, <, >, " and ' are escaped).
 func AppendAttr(dst []byte, s string) []byte { return appendAttr(dst, s) }
+
+// AppendAttrBytes is AppendAttr for a byte slice.
+func AppendAttrBytes(dst, s []byte) []byte { return appendAttrEsc(dst, s) }

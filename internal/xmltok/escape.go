@@ -172,49 +172,37 @@ func unescape(dst, raw []byte) ([]byte, error) {
 	return dst, nil
 }
 
-func appendText(dst, s []byte) []byte {
-	last := 0
-	for i, c := range s {
-		var esc string
-		switch c {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		default:
-			continue
-		}
-		dst = append(dst, s[last:i]...)
-		dst = append(dst, esc...)
-		last = i + 1
-	}
-	return append(dst, s[last:]...)
-}
+func appendText(dst, s []byte) []byte { return appendTextEsc(dst, s) }
 
-func appendTextString(dst []byte, s string) []byte {
+func appendTextString(dst []byte, s string) []byte { return appendTextEsc(dst, s) }
+
+func appendAttr(dst []byte, s string) []byte { return appendAttrEsc(dst, s) }
+
+// appendTextEsc appends s with &, < and > escaped (character data; the hot
+// path of every ACK, so quotes do not even reach the switch).
+func appendTextEsc[T ~string | ~[]byte](dst []byte, s T) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		default:
+		c := s[i]
+		if c > '>' || c != '&' && c != '<' && c != '>' {
 			continue
 		}
 		dst = append(dst, s[last:i]...)
-		dst = append(dst, esc...)
+		switch c {
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		default:
+			dst = append(dst, "&gt;"...)
+		}
 		last = i + 1
 	}
 	return append(dst, s[last:]...)
 }
 
-func appendAttr(dst []byte, s string) []byte {
+// appendAttrEsc appends s escaped for a quoted attribute value.
+func appendAttrEsc[T ~string | ~[]byte](dst []byte, s T) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var esc string

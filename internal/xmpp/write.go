@@ -14,7 +14,7 @@ func appendAttrBytes(dst []byte, name string, v []byte) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, name...)
 	dst = append(dst, `="`...)
-	dst = appendAttrEsc(dst, v)
+	dst = xmltok.AppendAttrBytes(dst, v)
 	return append(dst, '"')
 }
 
@@ -24,33 +24,6 @@ func appendAttrString(dst []byte, name, v string) []byte {
 	dst = append(dst, `="`...)
 	dst = xmltok.AppendAttr(dst, v)
 	return append(dst, '"')
-}
-
-// appendAttrEsc escapes a byte slice for an attribute value, like
-// xmltok.AppendAttr does for a string.
-func appendAttrEsc(dst, v []byte) []byte {
-	last := 0
-	for i, c := range v {
-		var esc string
-		switch c {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\'':
-			esc = "&apos;"
-		default:
-			continue
-		}
-		dst = append(dst, v[last:i]...)
-		dst = append(dst, esc...)
-		last = i + 1
-	}
-	return append(dst, v[last:]...)
 }
 
 func appendStreamHeader(dst []byte, from, id string) []byte {
