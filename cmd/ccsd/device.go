@@ -445,12 +445,6 @@ func deviceSend(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	// A round trip first: the frames the server queued at login are
-	// written before its answer, so none of them can be stamped while it
-	// is still storing our message.
-	if err := c.Ping(ctx); err != nil {
-		return err
-	}
 	enc := json.NewEncoder(stdout)
 	if err := c.Send(ctx, up); err != nil {
 		var se *device.SendError
