@@ -94,8 +94,8 @@ func DeviceHandler(b DeviceBackend, log *slog.Logger, met *metrics.Metrics) http
 	}
 	d := &deviceRoutes{b: b, log: log, met: met, now: time.Now}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /checkin", d.checkin)
-	mux.HandleFunc("POST /c2dm/register3", d.register3)
+	mux.HandleFunc("POST /checkin", counted(met, "checkin", d.checkin))
+	mux.HandleFunc("POST /c2dm/register3", counted(met, "register3", d.register3))
 	return mux
 }
 

@@ -565,3 +565,28 @@ func FuzzRegister3Form(f *testing.F) {
 		}
 	})
 }
+
+func TestResultRecorder(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, "token=APA91bxyz", "token"},
+		{200, "deleted=com.example", "deleted"},
+		{200, "Error=INVALID_SENDER", "INVALID_SENDER"},
+		{200, "Error=AUTHENTICATION_FAILED\n", "AUTHENTICATION_FAILED"},
+		{200, "\x08\x01", "ok"},
+		{400, "bad", "400"},
+	}
+	for _, tt := range tests {
+		rr := &resultRecorder{ResponseWriter: httptest.NewRecorder(), status: http.StatusOK}
+		if tt.status != http.StatusOK {
+			rr.WriteHeader(tt.status)
+		}
+		_, _ = rr.Write([]byte(tt.body))
+		if got := rr.result(); got != tt.want {
+			t.Errorf("status %d body %q: result %q, want %q", tt.status, tt.body, got, tt.want)
+		}
+	}
+}

@@ -10,9 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics holds every collector. Counters are safe for concurrent use; the
-// hot paths use the pre-resolved children (for example NackCode) so that
-// updating a metric does not allocate.
+// Metrics holds every collector. Counters are safe for concurrent use.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -44,6 +42,9 @@ type Metrics struct {
 	MCSAcked       prometheus.Counter
 	MCSUpstreamIn  prometheus.Counter
 	MCSClosed      *prometheus.CounterVec // by reason
+
+	// Device HTTPS routes (check-in, registration).
+	DeviceHTTP *prometheus.CounterVec // by route and result
 }
 
 // New creates the collectors on a fresh registry, with Go runtime and
@@ -77,6 +78,7 @@ func New() *Metrics {
 		MCSAcked:        f.counter("ccsd_mcs_acked_total", "Downstream messages acknowledged by devices."),
 		MCSUpstreamIn:   f.counter("ccsd_mcs_upstream_in_total", "Upstream messages received from devices."),
 		MCSClosed:       f.counterVec("ccsd_mcs_connections_closed_total", "Closed device connections, by reason.", "reason"),
+		DeviceHTTP:      f.counterVec("ccsd_device_http_requests_total", "Device check-in and registration requests, by route and result (status, or register3's token/deleted/Error code).", "route", "result"),
 	}
 	return m
 }
