@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -11,6 +12,8 @@ import (
 	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/mcs"
 	"github.com/ccsd/ccsd/internal/mcs/mcspb"
+	"github.com/ccsd/ccsd/internal/queue"
+	"github.com/ccsd/ccsd/internal/router"
 )
 
 func TestLiveDelivery(t *testing.T) {
@@ -373,5 +376,68 @@ func TestBacklogThenLive(t *testing.T) {
 	_, extra := c.ping(false, nil)
 	if len(extra) != 0 {
 		t.Errorf("duplicates after the backlog: %v", ids(extra))
+	}
+}
+
+// countingBackend counts the store calls of the ack path.
+type countingBackend struct {
+	*router.Router
+	mu      sync.Mutex
+	retires []uint64
+	lookups int // StoredMessage calls
+}
+
+func (b *countingBackend) Retire(seq uint64) {
+	b.mu.Lock()
+	b.retires = append(b.retires, seq)
+	b.mu.Unlock()
+	b.Router.Retire(seq)
+}
+
+func (b *countingBackend) StoredMessage(ctx context.Context, seq uint64) (queue.StoredDown, error) {
+	b.mu.Lock()
+	b.lookups++
+	b.mu.Unlock()
+	return b.Router.StoredMessage(ctx, seq)
+}
+
+// TestAckTwiceInOnePacket: a SelectiveAck whose last_stream_id_received
+// covers the same message (client/device acks that way) retires it once,
+// with one receipt and no store lookup for the second signal.
+func TestAckTwiceInOnePacket(t *testing.T) {
+	cb := &countingBackend{}
+	f := newFixture(t, fixtureOpts{backend: func(b Backend) Backend { cb.Router = b.(*router.Router); return cb }})
+	ctx := context.Background()
+	feed, err := f.rt.Attach(ctx, f.sender.ID, "ccs-test", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	in := msg("tw1")
+	in.DeliveryReceipt = true
+	f.send(in)
+	c := f.login()
+	d := c.data()
+	data, _ := proto.Marshal(&mcspb.SelectiveAck{Id: []string{d.GetPersistentId()}})
+	c.send(&mcspb.IqStanza{Type: mcs.IqSet.Enum(), Id: proto.String(""), LastStreamIdReceived: proto.Int32(c.in),
+		Extension: &mcspb.Extension{Id: proto.Int32(mcs.ExtensionSelectiveAck), Data: data}})
+	c.ping(false, nil) // the ack has been applied
+	f.waitStored(0)
+	if up := <-feed.C(); up.ID != "dr2:tw1" {
+		t.Errorf("receipt %s, want dr2:tw1", up.ID)
+	}
+	cb.mu.Lock()
+	gotRetires, gotLookups := len(cb.retires), cb.lookups
+	cb.mu.Unlock()
+	if gotRetires != 1 || gotLookups != 0 {
+		t.Errorf("retires = %d, store lookups = %d; want 1 and 0", gotRetires, gotLookups)
+	}
+	if got := counter(f.met.MCSAcked); got != 1 {
+		t.Errorf("acked = %v, want 1", got)
+	}
+	select {
+	case up := <-feed.C():
+		t.Errorf("second receipt %s", up.ID)
+	default:
 	}
 }

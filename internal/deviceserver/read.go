@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,10 +187,15 @@ func (c *conn) queueCtlWait(m proto.Message) {
 }
 
 // applyAcks retires the messages the device acknowledged and emits their
-// receipts.
+// receipts. One packet can acknowledge a message twice: its
+// last_stream_id_received and a SelectiveAck listing the same id (what
+// client/device and others send); the second is ignored, not looked up in
+// the store as a message of an earlier connection.
 func (c *conn) applyAcks(pids []string) {
 	s := c.srv
 	nowMs := s.nowMs()
+	var takenBuf [128]uint64
+	taken := takenBuf[:0] // sequences taken from flights by this packet
 	for _, pid := range pids {
 		seq, ok := mcs.ParsePersistentID(pid)
 		if !ok {
@@ -202,9 +208,12 @@ func (c *conn) applyAcks(pids []string) {
 		}
 		c.mu.Unlock()
 		if !found {
-			c.ackUnknown(seq, nowMs)
+			if !slices.Contains(taken, seq) {
+				c.ackUnknown(seq, nowMs)
+			}
 			continue
 		}
+		taken = append(taken, seq)
 		s.be.Retire(seq)
 		s.met.MCSAcked.Inc()
 		if f.rc != nil {
