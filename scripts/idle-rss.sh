@@ -138,6 +138,15 @@ done
 
 # Generators: node k gets its share of N, in processes of at most PER_GEN,
 # each with 4 source addresses of its own.
+# In a cluster only the first node to start creates the development sender;
+# every generator uses the one that exists.
+SENDER=()
+for ((k = 0; k < NODES; k++)); do
+	if [[ -s $TMP/n$k/dev-sender.json ]]; then
+		SENDER=(--sender "$(jq -r .sender_id "$TMP/n$k/dev-sender.json")" --api-key "$(jq -r .api_key "$TMP/n$k/dev-sender.json")")
+		break
+	fi
+done
 GENS=()
 GEN_NODE=()
 GEN_N=()
@@ -148,7 +157,7 @@ for ((k = 0; k < NODES; k++)); do
 	for ((j = 0; j < procs; j++)); do
 		n=$((share / procs + (j < share % procs ? 1 : 0)))
 		lo=$((2 + 4 * g))
-		"$BIN" bench idle --data-dir "$TMP/n$k" --devices "$n" --devices-file "$TMP/gen$g.json" \
+		"$BIN" bench idle --data-dir "$TMP/n$k" --devices "$n" --devices-file "$TMP/gen$g.json" "${SENDER[@]}" \
 			--source-ips "127.0.0.$lo-127.0.0.$((lo + 3))" >"$TMP/gen$g.out" 2>"$TMP/gen$g.err" &
 		PIDS+=($!)
 		GENS+=($!)

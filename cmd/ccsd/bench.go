@@ -168,6 +168,7 @@ func provision(ctx context.Context, t *benchTarget, path string, n int, stderr i
 	have := len(f.Devices)
 	f.Devices = slices.Grow(f.Devices, n-have)[:n]
 	start := time.Now()
+	var retries atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := have; i < n; i++ {
@@ -176,7 +177,22 @@ func provision(ctx context.Context, t *benchTarget, path string, n int, stderr i
 			if err != nil {
 				return err
 			}
-			reg, err := device.Register(gctx, hc, base, cred, device.RegisterRequest{App: benchApp, Sender: t.sender})
+			// In a cluster the device record may not be readable on this
+			// node yet right after the check-in: retry a refusal a few times.
+			var reg string
+			for try := 0; ; try++ {
+				reg, err = device.Register(gctx, hc, base, cred, device.RegisterRequest{App: benchApp, Sender: t.sender})
+				var re *device.RegisterError
+				if err == nil || !errors.As(err, &re) || re.Code != "AUTHENTICATION_FAILED" || try == 5 {
+					break
+				}
+				retries.Add(1)
+				select {
+				case <-time.After(time.Duration(20<<try) * time.Millisecond):
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -199,7 +215,8 @@ func provision(ctx context.Context, t *benchTarget, path string, n int, stderr i
 	if err != nil {
 		return nil, fmt.Errorf("provisioning devices: %w", err)
 	}
-	fmt.Fprintf(stderr, "provisioned %d devices in %.1fs (cached in %s)\n", n-have, time.Since(start).Seconds(), path)
+	fmt.Fprintf(stderr, "provisioned %d devices in %.1fs, %d registrations retried (cached in %s)\n", n-have,
+		time.Since(start).Seconds(), retries.Load(), path)
 	return f.Devices, nil
 }
 
