@@ -166,7 +166,7 @@ func (c *conn) kickLocked() {
 		return
 	}
 	c.writing = true
-	c.srv.goGo(c.writeLoop)
+	c.srv.startWriter(c)
 }
 
 // hasWorkLocked reports whether a writer has something to do; busy is the

@@ -7,10 +7,12 @@
 //
 // Every connection has one reader goroutine and at most one writer goroutine
 // at a time. The reader parses client frames (mcs.Reader, whose buffer is
-// given back whenever nothing is buffered) and applies them; the writer is
+// given back whenever nothing is buffered) and applies them; a writer run is
 // started when there is something to write and ends when there is nothing
 // left, so an idle logged-in device costs a blocked reader, a small struct
-// and its TLS state, and no timer unless IdleTimeout is set. The writer writes
+// and its TLS state, and no timer unless IdleTimeout is set. Writer runs go
+// to one of at most 32 parked writer goroutines shared by all connections
+// (their stacks are grown already), or to a new goroutine. The writer writes
 // exactly one frame per Write call, from a buffer borrowed from a pool for
 // that one write (mcs.md §2.3 rule 1).
 //

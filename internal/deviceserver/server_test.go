@@ -101,18 +101,23 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 // TestNoGoroutinesWhenIdle: a logged-in idle device has its reader and no
-// writer.
+// writer (parked writer goroutines belong to no connection and are at most
+// maxParkedWriters).
 func TestNoGoroutinesWhenIdle(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	c := f.login()
 	c.ping(false, nil)
+	own := func() int64 { return f.srv.running.Load() - int64(f.srv.parked.Load()) }
 	deadline := time.Now().Add(10 * time.Second)
-	// The writer ends right after its last write; wait for that.
-	for f.srv.running.Load() != 1 && time.Now().Before(deadline) {
+	// The writer run ends right after its last write; wait for that.
+	for own() != 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if n := f.srv.running.Load(); n != 1 {
-		t.Errorf("%d server goroutines for one idle device, want 1 (its reader)", n)
+	if n := own(); n != 1 {
+		t.Errorf("%d server goroutines for one idle device besides parked writers, want 1 (its reader)", n)
+	}
+	if n := f.srv.parked.Load(); n > maxParkedWriters {
+		t.Errorf("%d parked writers, want <= %d", n, maxParkedWriters)
 	}
 	var cn *conn
 	f.srv.mu.Lock()
