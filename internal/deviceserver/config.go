@@ -26,6 +26,9 @@ type Backend interface {
 	Join(androidID uint64, connID string, sink queue.DeviceSink) (leave func(), err error)
 	// Backlog returns the device's stored messages from sequence from on.
 	Backlog(ctx context.Context, androidID uint64, from uint64, limit int) ([]queue.StoredDown, error)
+	// BacklogBatch is Backlog in one batched request, at most
+	// queue.MaxDeviceBatch messages: for pages expected to be non-empty.
+	BacklogBatch(ctx context.Context, androidID uint64, from uint64, limit int) ([]queue.StoredDown, error)
 	// StoredMessage returns one stored message (queue.ErrNotFound).
 	StoredMessage(ctx context.Context, seq uint64) (queue.StoredDown, error)
 	// Retire deletes a stored message (pipelined).

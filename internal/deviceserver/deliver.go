@@ -125,7 +125,9 @@ func (c *conn) next() (sd storedDown, ok bool, err error) {
 // readPage reads the next page of the store in store mode.
 func (c *conn) readPage() error {
 	p := &c.p
-	sds, err := c.srv.be.Backlog(c.srv.ctx, c.aid, p.readFrom, storePage)
+	// A re-read follows dropped live messages, so the page is not empty:
+	// one batched request instead of one per message.
+	sds, err := c.srv.be.BacklogBatch(c.srv.ctx, c.aid, p.readFrom, storePage)
 	if err != nil {
 		return fmt.Errorf("reading backlog: %w", err)
 	}
@@ -270,8 +272,19 @@ func (c *conn) scan() error {
 	}
 	var last uint64
 	from := uint64(1)
-	for {
-		sds, err := s.be.Backlog(s.ctx, c.aid, from, storePage)
+	for page := 0; ; page++ {
+		// Most logins find nothing: the first read is a single direct get
+		// (~15 µs when empty, measured/jetstream.md); once there is a
+		// backlog, pages are batched requests.
+		var sds []storedDown
+		var err error
+		limit := storePage
+		if page == 0 {
+			limit = 1
+			sds, err = s.be.Backlog(s.ctx, c.aid, from, limit)
+		} else {
+			sds, err = s.be.BacklogBatch(s.ctx, c.aid, from, limit)
+		}
 		if err != nil {
 			return fmt.Errorf("reading backlog: %w", err)
 		}
@@ -304,7 +317,7 @@ func (c *conn) scan() error {
 				keep = nil
 			}
 		}
-		if len(sds) < storePage {
+		if len(sds) < limit {
 			break
 		}
 	}

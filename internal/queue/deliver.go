@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +49,75 @@ func (q *Queue) ReadDeviceFrom(ctx context.Context, androidID uint64, from uint6
 		out = append(out, sd)
 	}
 	return out, nil
+}
+
+// MaxDeviceBatch is the most messages one ReadDeviceBatch call returns.
+const MaxDeviceBatch = 256
+
+// ReadDeviceBatch is ReadDeviceFrom in one request: a batched direct get
+// ({"seq":from,"next_by_subj":filter,"batch":limit} on
+// $JS.API.DIRECT.GET.<stream>) whose replies are read until the 204 EOB
+// status. limit is clamped to 1..MaxDeviceBatch. It costs more than
+// ReadDeviceFrom for an empty backlog (measured/jetstream.md: ~74-216 µs
+// against ~15 µs) and less for any page of several messages.
+func (q *Queue) ReadDeviceBatch(ctx context.Context, androidID uint64, from uint64, limit int) ([]StoredDown, error) {
+	limit = min(max(limit, 1), MaxDeviceBatch)
+	filter := DeviceFilter(androidID)
+	// One reply per message plus the EOB status; a full channel would drop
+	// replies (slow consumer), so it holds them all.
+	replies := make(chan *nats.Msg, limit+1)
+	inbox := nats.NewInbox()
+	sub, err := q.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, fmt.Errorf("reading backlog of %d: subscribing: %w", androidID, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	body := make([]byte, 0, 96)
+	body = append(body, `{"seq":`...)
+	body = strconv.AppendUint(body, max(from, 1), 10)
+	body = append(body, `,"next_by_subj":`...)
+	body = strconv.AppendQuote(body, filter)
+	body = append(body, `,"batch":`...)
+	body = strconv.AppendInt(body, int64(limit), 10)
+	body = append(body, '}')
+	if err := q.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamDown, inbox, body); err != nil {
+		return nil, fmt.Errorf("reading backlog of %d: %w", androidID, err)
+	}
+	timer := time.NewTimer(5 * time.Second)
+	defer timer.Stop()
+	out := make([]StoredDown, 0, min(limit, 16))
+	for {
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return out, fmt.Errorf("reading backlog of %d: %w", androidID, ctx.Err())
+		case <-timer.C:
+			return out, fmt.Errorf("reading backlog of %d: no end of batch after %d messages", androidID, len(out))
+		}
+		if st := m.Header.Get("Status"); st != "" {
+			switch st {
+			case "204", "404": // end of batch; nothing (more) matches
+				return out, nil
+			}
+			return out, fmt.Errorf("reading backlog of %d: direct get status %s %s", androidID, st, m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return out, fmt.Errorf("reading backlog of %d: bad sequence header: %w", androidID, err)
+		}
+		sd := StoredDown{Seq: seq, Subject: m.Header.Get(jetstream.SubjectHeader)}
+		if err := gcm.DecodeRecord(m.Data, &sd.Message); err != nil {
+			q.log.Warn("dropping undecodable downstream record", "seq", seq, "err", err)
+			q.Retire(seq)
+			continue
+		}
+		out = append(out, sd)
+		if len(out) == limit {
+			// The EOB status follows; the deferred unsubscribe drops it.
+			return out, nil
+		}
+	}
 }
 
 // GetDown returns the stored message with sequence seq, or ErrNotFound.

@@ -103,6 +103,13 @@ func (r *Router) Backlog(ctx context.Context, androidID uint64, from uint64, lim
 	return r.q.ReadDeviceFrom(ctx, androidID, from, limit)
 }
 
+// BacklogBatch is Backlog in one batched request (queue.ReadDeviceBatch):
+// at most queue.MaxDeviceBatch messages, cheaper than Backlog for any page
+// of several.
+func (r *Router) BacklogBatch(ctx context.Context, androidID uint64, from uint64, limit int) ([]queue.StoredDown, error) {
+	return r.q.ReadDeviceBatch(ctx, androidID, from, limit)
+}
+
 // StoredMessage returns one stored downstream message by sequence.
 func (r *Router) StoredMessage(ctx context.Context, seq uint64) (queue.StoredDown, error) {
 	return r.q.GetDown(ctx, seq)
