@@ -81,15 +81,12 @@ func (q *Queue) device(ctx context.Context, androidID uint64) (Device, error) {
 	if androidID == 0 {
 		return Device{}, ErrNotFound
 	}
-	e, err := q.devices.Get(ctx, deviceKey(androidID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Device{}, ErrNotFound
-	}
+	b, err := q.kvGet(ctx, q.devices, BucketDevices, deviceKey(androidID))
 	if err != nil {
-		return Device{}, fmt.Errorf("reading device: %w", err)
+		return Device{}, err
 	}
 	var d Device
-	if err := json.Unmarshal(e.Value(), &d); err != nil {
+	if err := json.Unmarshal(b, &d); err != nil {
 		return Device{}, fmt.Errorf("decoding device: %w", err)
 	}
 	return d, nil

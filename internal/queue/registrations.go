@@ -124,14 +124,11 @@ func (q *Queue) Registration(ctx context.Context, id string) (Registration, erro
 	if !validKey(id) {
 		return Registration{}, ErrNotFound
 	}
-	e, err := q.regs.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Registration{}, ErrNotFound
-	}
+	b, err := q.kvGet(ctx, q.regs, BucketRegistrations, id)
 	if err != nil {
-		return Registration{}, fmt.Errorf("reading registration: %w", err)
+		return Registration{}, err
 	}
-	return decodeRegistration(e.Value())
+	return decodeRegistration(b)
 }
 
 // RegistrationOf returns the canonical registration of (device, app,

@@ -75,14 +75,11 @@ func (q *Queue) Sender(ctx context.Context, id string) (Sender, error) {
 	if !validKey(id) {
 		return Sender{}, ErrNotFound
 	}
-	e, err := q.senders.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Sender{}, ErrNotFound
-	}
+	b, err := q.kvGet(ctx, q.senders, BucketSenders, id)
 	if err != nil {
-		return Sender{}, fmt.Errorf("reading sender %s: %w", id, err)
+		return Sender{}, err
 	}
-	return decodeSender(e.Value())
+	return decodeSender(b)
 }
 
 // Senders lists every sender, revoked ones included, by id.
