@@ -38,16 +38,9 @@ trap cleanup EXIT
 
 log() { echo "# $*" >&2; }
 
-# Build. Until main.go dispatches "bench", build with an overlay that adds it.
+# Build.
 BIN=$TMP/ccsd
-if grep -q 'case "bench"' cmd/ccsd/main.go; then
-	go build -o "$BIN" ./cmd/ccsd
-else
-	sed 's|\tcase "device":|\tcase "bench":\n\t\terr = cmdBench(ctx, rest, stdout, stderr)\n\tcase "device":|' \
-		cmd/ccsd/main.go >"$TMP/main.go"
-	printf '{"Replace":{"%s":"%s"}}' "$PWD/cmd/ccsd/main.go" "$TMP/main.go" >"$TMP/overlay.json"
-	go build -overlay "$TMP/overlay.json" -o "$BIN" ./cmd/ccsd
-fi
+go build -o "$BIN" ./cmd/ccsd
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
