@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -166,6 +165,7 @@ func (q *Queue) retirer() {
 		q.log.Error("retirer cannot subscribe; deletes fall back to one at a time", "err", err)
 	}
 	inflight := 0
+	var body []byte // reused: PublishRequest copies it into the connection's buffer
 	for seq := range q.retireCh {
 		if sub == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -181,10 +181,7 @@ func (q *Queue) retirer() {
 				inflight = 0 // lost replies: the deletes were sent; move on
 			}
 		}
-		body, _ := json.Marshal(struct {
-			Seq     uint64 `json:"seq"`
-			NoErase bool   `json:"no_erase"`
-		}{seq, true})
+		body = append(strconv.AppendUint(append(body[:0], `{"seq":`...), seq, 10), `,"no_erase":true}`...)
 		if err := q.nc.PublishRequest(subj, inbox, body); err != nil {
 			q.log.Warn("deleting downstream message", "seq", seq, "err", err)
 			continue
