@@ -217,34 +217,18 @@ func (q *Queue) UnregisterApp(ctx context.Context, androidID uint64, app, subtyp
 // WatchRegistrations calls fn for every registration change (the current
 // state first) until ctx ends.
 func (q *Queue) WatchRegistrations(ctx context.Context, fn func(r Registration, deleted bool, key string)) error {
-	w, err := q.regs.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching registrations: %w", err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("registration watch ended")
-			}
-			if e == nil {
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				fn(Registration{}, true, e.Key())
-				continue
-			}
-			r, err := decodeRegistration(e.Value())
-			if err != nil {
-				q.log.Warn("skipping undecodable registration", "key", e.Key(), "err", err)
-				continue
-			}
-			fn(r, false, e.Key())
+	return watchKV(ctx, q.regs, "registrations", func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			fn(Registration{}, true, e.Key())
+			return
 		}
-	}
+		r, err := decodeRegistration(e.Value())
+		if err != nil {
+			q.log.Warn("skipping undecodable registration", "key", e.Key(), "err", err)
+			return
+		}
+		fn(r, false, e.Key())
+	})
 }
 
 func decodeRegistration(b []byte) (Registration, error) {

@@ -134,9 +134,25 @@ func (q *Queue) RevokeSender(ctx context.Context, id string) error {
 // WatchSenders calls fn for every sender change (including the current
 // state at start) until ctx ends. It returns ctx's error or a watch error.
 func (q *Queue) WatchSenders(ctx context.Context, fn func(s Sender)) error {
-	w, err := q.senders.WatchAll(ctx, jetstream.IgnoreDeletes())
+	return watchKV(ctx, q.senders, "senders", func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			return // senders are revoked, never deleted
+		}
+		s, err := decodeSender(e.Value())
+		if err != nil {
+			q.log.Warn("skipping undecodable sender", "key", e.Key(), "err", err)
+			return
+		}
+		fn(s)
+	})
+}
+
+// watchKV calls fn for every entry of kv (current values first, then each
+// change, deletes included) until ctx ends or the watch fails.
+func watchKV(ctx context.Context, kv jetstream.KeyValue, what string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("watching senders: %w", err)
+		return fmt.Errorf("watching %s: %w", what, err)
 	}
 	defer w.Stop()
 	for {
@@ -145,17 +161,11 @@ func (q *Queue) WatchSenders(ctx context.Context, fn func(s Sender)) error {
 			return ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return errors.New("sender watch ended")
+				return fmt.Errorf("%s watch ended", what)
 			}
-			if e == nil {
-				continue // end of the initial values
+			if e != nil { // nil marks the end of the initial values
+				fn(e)
 			}
-			s, err := decodeSender(e.Value())
-			if err != nil {
-				q.log.Warn("skipping undecodable sender", "key", e.Key(), "err", err)
-				continue
-			}
-			fn(s)
 		}
 	}
 }
