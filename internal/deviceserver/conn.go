@@ -316,6 +316,22 @@ func (c *conn) Live(l queue.Live) {
 	c.kickLocked()
 }
 
+// Resync is the queue.DeviceSink method: live messages may have been lost
+// before they reached Live, so re-read the store after what was read last
+// (a message delivered live meanwhile may come again: at least once).
+func (c *conn) Resync() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.closing {
+		return
+	}
+	c.liveLost = true
+	if c.lostFrom == 0 {
+		c.lostFrom = 1 // read from lastRead+1 (see next)
+	}
+	c.kickLocked()
+}
+
 // Kicked is the queue.DeviceSink method: the device logged in elsewhere.
 func (c *conn) Kicked() {
 	c.requestClose(reasonKicked)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -45,6 +46,10 @@ type DeviceSink interface {
 	Live(l Live)
 	// Kicked reports that the device logged in on another connection.
 	Kicked()
+	// Resync reports that live messages for the device may have been lost
+	// on the way (the dispatcher fell behind and NATS dropped some): the
+	// connection must read the store for anything it has not delivered.
+	Resync()
 }
 
 func liveSubject(androidID uint64) string {
@@ -109,8 +114,9 @@ type Presence struct {
 }
 
 type presenceEntry struct {
-	connID string
-	sink   DeviceSink
+	connID  string
+	sink    DeviceSink
+	dropped int // owned by Run: sub.Dropped() when last checked
 }
 
 // NewPresence returns a Presence whose dispatcher buffers up to buffer
@@ -122,13 +128,29 @@ func (q *Queue) NewPresence(buffer int) *Presence {
 	return &Presence{q: q, ch: make(chan *nats.Msg, buffer), conns: make(map[*nats.Subscription]*presenceEntry)}
 }
 
-// Run dispatches live messages to their devices until ctx ends.
+// Run dispatches live messages to their devices until ctx ends. NATS drops
+// messages for a subscription whose channel is full (all of this node's
+// device subscriptions share p.ch); when the channel has come close to full,
+// Run looks for subscriptions that dropped messages once a second and tells
+// their devices to read the store (Resync): the store is the buffer, and a
+// dropped live message is only a late one.
 func (p *Presence) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	pressed := false // p.ch was at least 3/4 full since the last check
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-tick.C:
+			if pressed {
+				pressed = false
+				p.resyncDropped()
+			}
 		case m := <-p.ch:
+			if len(p.ch) >= cap(p.ch)*3/4 {
+				pressed = true
+			}
 			p.mu.Lock()
 			e := p.conns[m.Sub]
 			p.mu.Unlock()
@@ -151,6 +173,23 @@ func (p *Presence) Run(ctx context.Context) error {
 			}
 			e.sink.Live(l)
 		}
+	}
+}
+
+// resyncDropped tells every device whose subscription dropped messages
+// since the last check to read the store.
+func (p *Presence) resyncDropped() {
+	var sinks []DeviceSink
+	p.mu.Lock()
+	for sub, e := range p.conns {
+		if n, err := sub.Dropped(); err == nil && n != e.dropped {
+			e.dropped = n
+			sinks = append(sinks, e.sink)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range sinks {
+		s.Resync()
 	}
 }
 
