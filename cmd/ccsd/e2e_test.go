@@ -272,6 +272,20 @@ func TestCLI(t *testing.T) {
 	}{&created.SenderID, &created.APIKey}); err != nil || created.SenderID == "" || created.APIKey == "" {
 		t.Fatalf("sender create --json = %q, %v", out, err)
 	}
+	// Without --json the key is printed too (not redacted).
+	out, err = runCLI(t, "sender", "create", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "api key:   AIza") {
+		t.Fatalf("sender create = %q, %v; want the API key", out, err)
+	}
+	// A second serve on the same data dir refuses to start and leaves the
+	// running one's files alone.
+	if out, err := runCLI(t, "serve", "--data-dir", dir, "--ccs-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--mcs-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second serve on one data dir: %q, %v; want an in-use error", out, err)
+	}
+	if _, err := readEndpoints(dir); err != nil {
+		t.Fatalf("the failed second serve removed the running server's endpoints: %v", err)
+	}
 	out, err = runCLI(t, "sender", "list", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, created.SenderID) || !strings.Contains(out, "cli") {
 		t.Fatalf("sender list = %q, %v", out, err)

@@ -50,7 +50,7 @@ func cmdSender(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if *asJSON {
 				return json.NewEncoder(stdout).Encode(map[string]string{"sender_id": s.ID, "api_key": string(key)})
 			}
-			fmt.Fprintf(stdout, "sender id: %s\napi key:   %s\n", s.ID, key)
+			fmt.Fprintf(stdout, "sender id: %s\napi key:   %s\n", s.ID, string(key))
 			return nil
 		case "list":
 			list, err := q.Senders(ctx)

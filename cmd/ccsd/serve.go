@@ -96,16 +96,6 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	_ = os.Remove(filepath.Join(c.dataDir, "endpoints.json"))
-	pidFile := filepath.Join(c.dataDir, "ccsd.pid")
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", pidFile, err)
-	}
-	defer os.Remove(pidFile)
-	bundle, err := certs.Ensure(filepath.Join(c.dataDir, "tls"))
-	if err != nil {
-		return fmt.Errorf("preparing certificates: %w", err)
-	}
 	var routes []string
 	if c.routes != "" {
 		routes = strings.Split(c.routes, ",")
@@ -116,6 +106,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		return fmt.Errorf("starting nats: %w", err)
 	}
 	defer node.Close()
+	// The data dir is ours from here on (the embedded server holds its lock):
+	// only now may files a running server relies on be replaced.
+	_ = os.Remove(filepath.Join(c.dataDir, "endpoints.json"))
+	pidFile := filepath.Join(c.dataDir, "ccsd.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", pidFile, err)
+	}
+	defer os.Remove(pidFile)
+	bundle, err := certs.Ensure(filepath.Join(c.dataDir, "tls"))
+	if err != nil {
+		return fmt.Errorf("preparing certificates: %w", err)
+	}
 	if c.clusterListen != "" {
 		// Replicated streams need their peers online.
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
