@@ -80,6 +80,7 @@ type conn struct {
 	held        []held          // delay_while_idle messages held while idle, oldest first
 	heldMem     int             // entries of held with the message in memory
 	upPending   int32           // client stream id of the upstream message being stored (0: none)
+	upRefusal   proto.Message   // the send_error of the refused upstream message upPending names, until written
 	closeReason string          // why the connection is closing or closed
 	wait        chan struct{}   // made by a waiting reader, closed by the writer on progress
 	loggedIn    bool            // LoginResponse queued, presence joined

@@ -306,10 +306,10 @@ func (c *conn) upstream(m *mcspb.DataMessageStanza, inCount int32) {
 	} else {
 		err = s.be.Upstream(s.ctx, c.aid, up)
 	}
-	c.mu.Lock()
-	c.upPending = 0
-	c.mu.Unlock()
 	if err == nil {
+		c.mu.Lock()
+		c.upPending = 0
+		c.mu.Unlock()
 		s.met.MCSUpstreamIn.Inc()
 		c.mu.Lock()
 		queued := c.ackQueued
@@ -326,7 +326,22 @@ func (c *conn) upstream(m *mcspb.DataMessageStanza, inCount int32) {
 	}
 	code := upstreamErrorCode(err)
 	s.log.Info("mcs upstream refused", "android_id", c.aid, "message_id", up.MessageID, "error", code, "err", err)
-	c.queueCtlWait(c.sendError(up, code))
+	// The send_error goes out while the stamp still stays below the refused
+	// packet, so the device learns of the refusal before any frame
+	// acknowledges its stream id; the writer releases the stamp when it has
+	// written it, and the reader waits for that before reading on.
+	se := c.sendError(up, code)
+	c.mu.Lock()
+	c.upRefusal = se
+	c.mu.Unlock()
+	c.queueCtlWait(se)
+	c.mu.Lock()
+	for c.upRefusal == se && !c.dead {
+		c.waitLocked()
+	}
+	c.upRefusal = nil
+	c.upPending = 0
+	c.mu.Unlock()
 }
 
 // upstreamErrorCode is the send_error code of an Upstream error.

@@ -135,12 +135,29 @@ func (c *conn) writeCtl(m proto.Message) error {
 	if dm, ok := m.(*mcspb.DataMessageStanza); ok {
 		c.sess.Sent()
 		dm.LastStreamIdReceived = proto.Int32(stamp)
+		if m == c.upRefusal {
+			// Stamped below the refused upstream packet; once this is on
+			// the wire, later frames may acknowledge it.
+			defer c.refusalWritten(m)
+		}
 	} else {
 		_, _ = c.sess.Prepare(m) // only data messages can be refused
 		restamp(m, stamp)
 	}
 	c.mu.Unlock()
 	return c.writeFrame(tag, m)
+}
+
+// refusalWritten releases the stamp held for a refused upstream packet
+// after its send_error frame was written, and wakes the reader.
+func (c *conn) refusalWritten(m proto.Message) {
+	c.mu.Lock()
+	if c.upRefusal == m {
+		c.upRefusal = nil
+		c.upPending = 0
+		c.signalLocked()
+	}
+	c.mu.Unlock()
 }
 
 // restamp overwrites the last_stream_id_received Session.Prepare put on m.
