@@ -15,13 +15,13 @@ import (
 
 	"github.com/ccsd/ccsd/client/device"
 	"github.com/ccsd/ccsd/internal/certs"
-	"github.com/ccsd/ccsd/internal/cluster"
 	"github.com/ccsd/ccsd/internal/deviceserver"
 	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/httpapi"
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/internal/queue"
 	"github.com/ccsd/ccsd/internal/router"
+	"github.com/ccsd/ccsd/internal/router/routertest"
 )
 
 // server is a real ccsd device side: a router over an embedded JetStream,
@@ -40,25 +40,10 @@ type server struct {
 func newServer(t *testing.T) *server {
 	t.Helper()
 	ctx := context.Background()
-	node, err := cluster.Start(ctx, cluster.Config{DataDir: t.TempDir(), ClientListen: cluster.ClientListenOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	met := metrics.New()
-	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := router.New(router.Config{Queue: q, Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	q, rt := routertest.Start(t, "", router.Config{Logger: log, Metrics: met}, queue.Config{})
+	var err error
 	s := &server{q: q, rt: rt}
 	if s.sender, _, err = q.CreateSender(ctx, "test"); err != nil {
 		t.Fatal(err)

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"github.com/ccsd/ccsd/internal/certs"
-	"github.com/ccsd/ccsd/internal/cluster"
 	"github.com/ccsd/ccsd/internal/deviceserver"
 	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/httpapi"
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/internal/queue"
 	"github.com/ccsd/ccsd/internal/router"
+	"github.com/ccsd/ccsd/internal/router/routertest"
 )
 
 // deviceSide runs the device endpoints of a server (router, HTTPS routes,
@@ -38,25 +38,10 @@ func newDeviceSide(t *testing.T) *deviceSide {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	node, err := cluster.Start(ctx, cluster.Config{DataDir: filepath.Join(dir, "nats"), ClientListen: cluster.ClientListenOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	met := metrics.New()
-	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := router.New(router.Config{Queue: q, Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	q, rt := routertest.Start(t, filepath.Join(dir, "nats"), router.Config{Logger: log, Metrics: met}, queue.Config{})
+	var err error
 	d := &deviceSide{dir: dir, q: q, rt: rt}
 	if d.sender, _, err = q.CreateSender(ctx, "test"); err != nil {
 		t.Fatal(err)

@@ -16,13 +16,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ccsd/ccsd/internal/certs"
-	"github.com/ccsd/ccsd/internal/cluster"
 	"github.com/ccsd/ccsd/internal/gcm"
 	"github.com/ccsd/ccsd/internal/mcs"
 	"github.com/ccsd/ccsd/internal/mcs/mcspb"
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/internal/queue"
 	"github.com/ccsd/ccsd/internal/router"
+	"github.com/ccsd/ccsd/internal/router/routertest"
 )
 
 var _ Backend = (*router.Router)(nil)
@@ -73,22 +73,8 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, clk: newClock(), met: metrics.New()}
-	node, err := cluster.Start(ctx, cluster.Config{DataDir: t.TempDir(), ClientListen: "off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	if f.q, err = queue.Open(ctx, node, queue.Config{Metrics: f.met}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.q.Close)
-	if f.rt, err = router.New(router.Config{Queue: f.q, Now: f.clk.Now, Metrics: f.met, DeviceRate: o.rate}); err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	rdone := make(chan struct{})
-	go func() { _ = f.rt.Run(rctx); close(rdone) }()
-	t.Cleanup(func() { cancel(); <-rdone })
+	f.q, f.rt = routertest.Start(t, "", router.Config{Now: f.clk.Now, Metrics: f.met, DeviceRate: o.rate}, queue.Config{})
+	var err error
 
 	if f.sender, _, err = f.q.CreateSender(ctx, "test"); err != nil {
 		t.Fatal(err)

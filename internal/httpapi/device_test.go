@@ -16,12 +16,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ccsd/ccsd/internal/certs"
-	"github.com/ccsd/ccsd/internal/cluster"
 	"github.com/ccsd/ccsd/internal/mcs"
 	"github.com/ccsd/ccsd/internal/mcs/mcspb"
 	"github.com/ccsd/ccsd/internal/metrics"
 	"github.com/ccsd/ccsd/internal/queue"
 	"github.com/ccsd/ccsd/internal/router"
+	"github.com/ccsd/ccsd/internal/router/routertest"
 )
 
 var _ DeviceBackend = (*router.Router)(nil)
@@ -43,25 +43,10 @@ type deviceFixture struct {
 func newDeviceFixture(t testing.TB) *deviceFixture {
 	t.Helper()
 	ctx := context.Background()
-	node, err := cluster.Start(ctx, cluster.Config{DataDir: t.TempDir(), ClientListen: cluster.ClientListenOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	met := metrics.New()
-	q, err := queue.Open(ctx, node, queue.Config{Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := router.New(router.Config{Queue: q, Logger: log, Metrics: met})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	q, rt := routertest.Start(t, "", router.Config{Logger: log, Metrics: met}, queue.Config{})
+	var err error
 
 	f := &deviceFixture{q: q, rt: rt, h: DeviceHandler(rt, log, met)}
 	if f.sender, _, err = q.CreateSender(ctx, "test"); err != nil {
