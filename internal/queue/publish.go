@@ -180,6 +180,3 @@ func (pd *Pending) Wait(ctx context.Context) error {
 	}
 	return fmt.Errorf("storing downstream message: %w", pd.err)
 }
-
-// Seq is the stream sequence the message was stored at (after Wait).
-func (pd *Pending) Seq() uint64 { return pd.seq }
