@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -33,7 +34,10 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 func TestThreeNodeCluster(t *testing.T) {
-	ctx := testContext(t)
+	// A budget, not an assertion: three JetStream servers electing a meta
+	// leader on two shared cores under -race have taken more than a minute.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
 	ports := freePorts(t, 3)
 	var routes []string
 	for _, p := range ports {
